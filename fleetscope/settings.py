@@ -1,0 +1,210 @@
+"""One typed settings object for every part of fleetscope.
+
+Read from environment variables (prefix ``FLEETSCOPE_``, nested fields joined with ``__``, e.g.
+``FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS``) and optionally a ``.env``-style file named by
+``FLEETSCOPE_ENV_FILE``. Defaults describe the embedded stack: every service left unset is started
+locally by ``infra``; a service given an address is used as it is and never started.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fleetscope.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    """The Kafka-protocol broker and the topics fleetscope uses."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; unset starts the embedded Tansu broker"
+    )
+    embedded_port: int = Field(19092, ge=1024, le=65535, description="port of the embedded broker")
+    topic_prefix: str = Field("", description="prepended to every topic name, to share a cluster")
+    partitions: int = Field(4, ge=1, le=256, description="partitions per fleet topic (co-partitioned by vehicle)")
+    replication_factor: int = Field(1, ge=1, description="replication factor for topics fleetscope creates")
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest message accepted")
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap_servers is None
+
+    @property
+    def servers(self) -> str:
+        return self.bootstrap_servers or f"127.0.0.1:{self.embedded_port}"
+
+
+class PostgresSettings(Section):
+    """The PostgreSQL database for alerts and road conditions."""
+
+    dsn: SecretStr | None = Field(
+        None, description="postgresql://user:pass@host:port/db; unset starts embedded PostgreSQL"
+    )
+    embedded_port: int = Field(15432, ge=1024, le=65535, description="port of the embedded PostgreSQL")
+    pool_size: int = Field(4, ge=1, le=64)
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn is None
+
+    def url(self, driver: str = "asyncpg") -> str:
+        """SQLAlchemy URL with the given driver (``asyncpg`` or ``psycopg``)."""
+        raw = self.dsn.get_secret_value() if self.dsn else f"postgresql://postgres@127.0.0.1:{self.embedded_port}/fleetscope"
+        scheme, _, rest = raw.partition("://")
+        if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
+            raise ConfigError(f"FLEETSCOPE_POSTGRES__DSN must start with postgresql://, got {scheme}://")
+        return f"postgresql+{driver}://{rest}"
+
+
+class TritonSettings(Section):
+    """The Triton Inference Server and how the worker calls it."""
+
+    url: str | None = Field(None, description="gRPC host:port of a Triton deployment; unset starts tritonserver")
+    embedded_http_port: int = Field(18000, ge=1024, le=65535)
+    embedded_grpc_port: int = Field(18001, ge=1024, le=65535)
+    embedded_metrics_port: int = Field(18002, ge=1024, le=65535)
+    model_repository: Path = Field(REPO_ROOT / "triton_repo", description="served by the embedded tritonserver")
+    checkpoint_dir: Path = Field(
+        REPO_ROOT / "var" / "checkpoints", description="where the models load their weights (*.pt)"
+    )
+    request_timeout_s: float = Field(20.0, gt=0, description="per Triton request")
+    max_retries: int = Field(3, ge=0, description="retries after the first attempt, with exponential backoff")
+    retry_backoff_s: float = Field(0.2, ge=0, description="first backoff; doubles each retry")
+    max_concurrency: int = Field(4, ge=1, description="Triton requests in flight per worker")
+    batch_size: int = Field(8, ge=1, le=64, description="frames per inference batch")
+    batch_linger_s: float = Field(0.05, ge=0, description="longest wait to fill a batch")
+    torch_threads: int = Field(1, ge=1, description="intra-op threads per model instance inside Triton")
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    @property
+    def grpc_url(self) -> str:
+        return self.url or f"127.0.0.1:{self.embedded_grpc_port}"
+
+
+class WorkerSettings(Section):
+    """The Faust worker: joins, thresholds, windows and metrics."""
+
+    app_id: str = Field("fleetscope", description="Faust app id = consumer group")
+    embedded: bool = Field(True, description="start a worker as part of the embedded stack")
+    metrics_port: int = Field(9108, ge=1024, le=65535, description="Prometheus endpoint (0 disables)")
+    metrics_host: str = Field("127.0.0.1")
+    gps_tolerance_s: float = Field(2.0, gt=0, description="largest |frame time - GPS fix time| to attach a fix")
+    gps_grace_s: float = Field(1.0, ge=0, description="how long a frame waits for a late GPS fix")
+    gps_history: int = Field(120, ge=1, description="recent fixes kept per vehicle")
+    anomaly_threshold: float = Field(0.6, ge=0, le=1, description="SA-CLIP score that raises an alert")
+    object_threshold: float = Field(0.3, ge=0, le=1, description="scene-graph objects below this score are dropped")
+    alert_window_s: int = Field(30, ge=1, description="alerts of one vehicle and type in one window are one alert")
+    road_window_s: int = Field(300, ge=10, description="road-condition aggregation window")
+    cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) until map matching lands")
+    sink_batch_size: int = Field(64, ge=1)
+    sink_linger_s: float = Field(0.5, ge=0)
+
+
+class StackSettings(Section):
+    """The embedded stack: where it keeps its files and how long it waits."""
+
+    run_dir: Path = Field(REPO_ROOT / "var" / "run", description="logs and data of the embedded services")
+    startup_timeout_s: float = Field(90.0, gt=0, description="bound on each service's readiness wait")
+    shutdown_timeout_s: float = Field(15.0, gt=0, description="bound on each service's graceful stop")
+
+
+class Settings(BaseSettings):
+    """Everything configurable in fleetscope."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETSCOPE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    triton: TritonSettings = TritonSettings()
+    worker: WorkerSettings = WorkerSettings()
+    stack: StackSettings = StackSettings()
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        if v.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return v.upper()
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "Settings":
+        ports = {
+            "kafka.embedded_port": self.kafka.embedded_port if self.kafka.embedded else None,
+            "postgres.embedded_port": self.postgres.embedded_port if self.postgres.embedded else None,
+            "triton.embedded_http_port": self.triton.embedded_http_port if self.triton.embedded else None,
+            "triton.embedded_grpc_port": self.triton.embedded_grpc_port if self.triton.embedded else None,
+            "triton.embedded_metrics_port": self.triton.embedded_metrics_port if self.triton.embedded else None,
+            "worker.metrics_port": self.worker.metrics_port or None,
+        }
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port is None:
+                continue
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} are both {port}; give them different ports")
+            seen[port] = name
+        return self
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical fleetscope topic name."""
+        return f"{self.kafka.topic_prefix}{name}"
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, safe to log."""
+        return self.model_dump(mode="json")
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as FLEETSCOPE_* variables (secrets revealed), for child processes."""
+        env = {}
+        for section, value in self.model_dump(mode="json").items():
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    secret = getattr(getattr(self, section), key)
+                    if isinstance(secret, SecretStr):
+                        item = secret.get_secret_value()
+                    if item is not None:
+                        env[f"FLEETSCOPE_{section}__{key}".upper()] = str(item)
+            else:
+                env[f"FLEETSCOPE_{section}".upper()] = str(value)
+        return env
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (and FLEETSCOPE_ENV_FILE); raise ConfigError saying what to fix."""
+    env_file = os.environ.get("FLEETSCOPE_ENV_FILE")
+    if env_file and not Path(env_file).is_file():
+        raise ConfigError(f"FLEETSCOPE_ENV_FILE={env_file} does not exist")
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = "__".join(str(p) for p in err["loc"]).upper()
+            lines.append(f"  FLEETSCOPE_{loc}: {err['msg']}" if loc else f"  {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,42 @@
+"""The Faust worker as a managed child process of the embedded stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import urllib.request
+
+from fleetscope.settings import Settings
+from infra.process import ManagedProcess, require_free_port
+
+
+class WorkerProcess:
+    """``fleetscope worker`` with the stack's settings; ready once it reports partitions assigned."""
+
+    def __init__(self, settings: Settings, index: int = 0) -> None:
+        self.settings = settings
+        self.index = index
+        self.name = "worker" if index == 0 else f"worker-{index}"
+        self.metrics_port = settings.worker.metrics_port + index if settings.worker.metrics_port else 0
+        self.process = ManagedProcess(self.name, settings.stack.run_dir / "logs" / f"{self.name}.log")
+
+    def start(self) -> None:
+        if self.metrics_port:
+            require_free_port(self.name, self.metrics_port, "FLEETSCOPE_WORKER__METRICS_PORT")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
+        env.update(self.settings.to_env())
+        env["FLEETSCOPE_WORKER__METRICS_PORT"] = str(self.metrics_port)
+        env["PYTHONUNBUFFERED"] = "1"
+        self.process.start([sys.executable, "-m", "fleetscope", "worker"], env=env)
+        if self.metrics_port:
+            self.process.wait_ready(self._ready, self.settings.stack.startup_timeout_s, "assigned its partitions")
+
+    def _ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return "fleetscope_worker_ready 1.0" in resp.read().decode()
+
+    def stop(self) -> None:
+        # SIGTERM lets Faust commit offsets and leave the group before exiting.
+        self.process.stop(self.settings.stack.shutdown_timeout_s, sig=signal.SIGTERM)

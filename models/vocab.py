@@ -1,0 +1,70 @@
+"""Label vocabularies and tensor layouts shared by the models, Triton and the streaming worker.
+
+Pure Python (no torch) so the worker can name model outputs without importing the models.
+Changing an order here changes the model interface: bump ``INTERFACE_VERSION``.
+"""
+
+from __future__ import annotations
+
+INTERFACE_VERSION = 1
+
+# ST-CLIP aspects, in output order; each is one Triton output named ASPECT_<NAME.upper()>.
+ASPECTS: dict[str, tuple[str, ...]] = {
+    "scene_type": ("urban street", "residential", "arterial", "highway", "tunnel"),
+    "surface": ("dry", "wet", "snow", "damaged"),
+    "road_width": ("narrow", "medium", "wide"),
+    "accessibility": ("open", "restricted", "blocked"),
+    "weather_lighting": ("clear day", "rain", "fog", "snow", "dusk", "night"),
+    "congestion": ("free flow", "moderate", "heavy", "standstill"),
+}
+
+# Scene-graph object classes and predicates.
+OBJECT_CLASSES: tuple[str, ...] = (
+    "car", "truck", "bus", "cyclist", "pedestrian", "traffic light", "obstacle",
+)
+PREDICATES: tuple[str, ...] = (
+    "in front of", "left of", "right of", "following", "crossing", "parked on", "collides with",
+)
+
+# SA-CLIP relation prompts: normal ones first, then one anomalous prompt per anomaly type.
+NORMAL_PROMPTS: tuple[str, ...] = (
+    "a car is following a car",
+    "a car is driving in its lane",
+    "a pedestrian is on the sidewalk",
+    "a truck is left of a car",
+    "the road ahead is clear",
+)
+ANOMALY_PROMPTS: dict[str, str] = {
+    "collision": "a car collides with a car",
+    "stopped_vehicle": "a car is stopped in the lane",
+    "pedestrian_in_lane": "a pedestrian is in the lane",
+    "wrong_way": "a car drives towards the camera in the lane",
+    "obstacle": "an obstacle is on the road",
+}
+RELATION_PROMPTS: tuple[str, ...] = NORMAL_PROMPTS + tuple(ANOMALY_PROMPTS.values())
+ANOMALY_TYPES: tuple[str, ...] = tuple(ANOMALY_PROMPTS)
+
+# Scene-graph output sizes (fixed so that Triton can batch).
+NUM_QUERIES = 16
+NUM_TRIPLETS = 32
+
+# Spatio-temporal context vector sent with every frame to st_clip (float32, this layout).
+ST_CONTEXT_FIELDS: tuple[str, ...] = (
+    "has_context",        # 1 when a GPS fix was attached, 0 = explicit "no context"
+    "speed_norm",         # vehicle speed / 30 m/s
+    "heading_sin",
+    "heading_cos",
+    "accuracy_norm",      # GPS accuracy / 50 m
+    "hour_sin",           # local time of day
+    "hour_cos",
+    "weekday_norm",       # 0..1
+    "fix_age_norm",       # |frame time - fix time| / tolerance
+    "road_class_norm",    # segment static attributes (0 until map matching provides them)
+    "lanes_norm",
+    "speed_limit_norm",
+    "segment_length_norm",
+    "out_degree_norm",
+    "window_vehicles_norm",  # segment window dynamics (0 until segment windows provide them)
+    "window_median_speed_norm",
+)
+ST_CONTEXT_DIM = len(ST_CONTEXT_FIELDS)

@@ -1,0 +1,46 @@
+"""Recent GPS fixes of one vehicle and the fix nearest in time to a frame.
+
+Fixes are kept as compact lists ``[epoch_s, lat, lon, speed, heading, accuracy]`` sorted by time,
+so that late and out-of-order fixes slot into place and the table's changelog stays small.
+"""
+
+from __future__ import annotations
+
+import bisect
+from datetime import datetime, timezone
+
+from streams.schema import AttachedFix, GpsFix
+
+Row = list[float | None]
+
+
+def add_fix(history: list[Row], fix: GpsFix, keep: int) -> list[Row]:
+    """A new history with ``fix`` inserted in time order (a repeated timestamp replaces), newest ``keep`` kept."""
+    row: Row = [fix.ts.timestamp(), fix.lat, fix.lon, fix.speed_mps, fix.heading_deg, fix.accuracy_m]
+    rows = [r for r in history if r[0] != row[0]]
+    bisect.insort(rows, row, key=lambda r: r[0])  # type: ignore[arg-type, return-value]
+    return rows[-keep:]
+
+
+def nearest_fix(history: list[Row], at: datetime, tolerance_s: float) -> AttachedFix | None:
+    """The fix closest in time to ``at`` if it is within ``tolerance_s``, else None."""
+    if not history:
+        return None
+    t = at.timestamp()
+    best = min(history, key=lambda r: abs(float(r[0]) - t))  # type: ignore[arg-type]
+    offset = float(best[0]) - t  # type: ignore[arg-type]
+    if abs(offset) > tolerance_s:
+        return None
+    return AttachedFix(
+        ts=datetime.fromtimestamp(float(best[0]), timezone.utc),  # type: ignore[arg-type]
+        lat=float(best[1]),  # type: ignore[arg-type]
+        lon=float(best[2]),  # type: ignore[arg-type]
+        speed_mps=best[3],
+        heading_deg=best[4],
+        accuracy_m=best[5],
+        offset_s=offset,
+    )
+
+
+def newest_ts(history: list[Row]) -> float | None:
+    return float(history[-1][0]) if history else None  # type: ignore[arg-type]

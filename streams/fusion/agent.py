@@ -1,0 +1,66 @@
+"""Fusion: scenes become frame observations, road conditions and alerts (Postgres, then ``fleet.alerts``).
+
+A batch is written in one transaction. While PostgreSQL is unreachable the agent retries with
+backoff and holds the partition (backpressure: nothing is dropped); a batch PostgreSQL rejects for
+its content is dead-lettered scene by scene.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from alerts.rules import evaluate
+from fleetscope.errors import InvalidMessage
+from streams import metrics, topics
+from streams.deadletter import dead_letter
+from streams.runtime import Runtime
+from streams.schema import Alert, Scene, decode
+from streams.sinks.postgres import PostgresSink
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+def register(rt: Runtime) -> PostgresSink:
+    """Define the fusion agent; return the sink so the app can close it at shutdown."""
+    w = rt.settings.worker
+    sink = PostgresSink(rt.settings)
+
+    async def write_with_retry(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
+        delay = 0.5
+        while True:
+            try:
+                return await sink.write(scenes, new_alerts)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                metrics.SINK_ERRORS.labels("transaction").inc()
+                log.warning("PostgreSQL unavailable (%s); retrying in %.1fs", str(exc).splitlines()[0], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    @rt.app.agent(rt.topic(topics.SCENES), name="fuse")
+    async def fuse(stream):  # type: ignore[no-untyped-def]
+        async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
+            rt.received(topics.SCENES, *events)
+            scenes, scene_events = [], []
+            for event in events:
+                try:
+                    scenes.append(decode(Scene, event.value))
+                    scene_events.append(event)
+                except InvalidMessage as exc:
+                    await dead_letter(rt, event, "fusion", exc.reason, exc.detail)
+            new_alerts = [a for s in scenes if (a := evaluate(s, w.anomaly_threshold, w.alert_window_s))]
+            try:
+                merged = await write_with_retry(scenes, new_alerts)
+            except DBAPIError as exc:
+                metrics.SINK_ERRORS.labels("transaction").inc()
+                for event in scene_events:
+                    await dead_letter(rt, event, "fusion", "sink_rejected", str(exc.orig))
+                continue
+            for alert in merged:
+                await rt.send(topics.ALERTS, alert.vehicle_id, alert.encode())
+                metrics.ALERTS.labels(alert.type, alert.severity).inc()
+
+    return sink

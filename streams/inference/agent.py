@@ -1,0 +1,59 @@
+"""Inference: batch enriched frames, call the three Triton models, emit one ``Scene`` per frame."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from fleetscope.errors import InferenceError, InvalidMessage
+from streams import metrics, topics
+from streams.deadletter import dead_letter
+from streams.inference.outputs import to_scene
+from streams.inference.triton_client import TritonModels
+from streams.runtime import Runtime
+from streams.schema import EnrichedFrame, decode, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def register(rt: Runtime) -> TritonModels:
+    """Define the inference agent; return the client so the app can close it at shutdown."""
+    cfg = rt.settings.triton
+    models = TritonModels(cfg)
+    threshold = rt.settings.worker.object_threshold
+
+    async def run_batch(frames: list[EnrichedFrame]) -> list[object]:
+        """Scenes for a batch; if the batch request fails, each frame is retried alone to isolate the bad one."""
+        ctx = np.array([f.st_context for f in frames], dtype=np.float32)
+        try:
+            st, sa, sg = await models.analyse([f.frame.jpeg for f in frames], ctx)
+            return [to_scene(f, i, st, sa, sg, threshold) for i, f in enumerate(frames)]
+        except InferenceError as exc:
+            if len(frames) == 1:
+                return [exc]
+            log.warning("batch of %d failed (%s); retrying frame by frame", len(frames), exc)
+        return [r for f in frames for r in await run_batch([f])]
+
+    @rt.app.agent(rt.topic(topics.FRAMES_ENRICHED), name="infer", concurrency=2)
+    async def infer(stream):  # type: ignore[no-untyped-def]
+        async for events in stream.take_events(cfg.batch_size, within=cfg.batch_linger_s):
+            rt.received(topics.FRAMES_ENRICHED, *events)
+            batch, batch_events = [], []
+            for event in events:
+                try:
+                    batch.append(decode(EnrichedFrame, event.value))
+                    batch_events.append(event)
+                except InvalidMessage as exc:
+                    await dead_letter(rt, event, "inference", exc.reason, exc.detail)
+            if not batch:
+                continue
+            for event, frame, result in zip(batch_events, batch, await run_batch(batch)):
+                if isinstance(result, Exception):
+                    await dead_letter(rt, event, "inference", "inference_failed", str(result))
+                    continue
+                await rt.send(topics.SCENES, frame.frame.vehicle_id, result.encode())  # type: ignore[attr-defined]
+                if frame.produced_at is not None:
+                    metrics.END_TO_END.observe((utcnow() - frame.produced_at).total_seconds())
+
+    return models

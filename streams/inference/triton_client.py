@@ -1,0 +1,96 @@
+"""Calls the three fleetscope models on Triton through ``tritonclient.grpc.aio``.
+
+Bounded concurrency (a semaphore over requests in flight), a timeout per request and retries with
+exponential backoff on transient failures. A request Triton rejects for its content is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.utils import InferenceServerException
+
+from fleetscope.errors import InferenceError
+from fleetscope.settings import TritonSettings
+from models.vocab import ASPECTS
+from streams import metrics
+
+log = logging.getLogger(__name__)
+
+ST_CLIP_OUTPUTS = tuple(f"ASPECT_{a.upper()}" for a in ASPECTS)
+SA_CLIP_OUTPUTS = ("ANOMALY_SCORE", "RELATION_SCORES")
+SCENE_GRAPH_OUTPUTS = ("BOXES", "CLASS_IDS", "CLASS_SCORES", "TRIPLETS", "TRIPLET_SCORES")
+TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNKNOWN")
+
+Outputs = dict[str, np.ndarray]
+
+
+class TritonModels:
+    """Async client for st_clip, sa_clip and scene_graph."""
+
+    def __init__(self, cfg: TritonSettings) -> None:
+        self.cfg = cfg
+        self._client: grpcaio.InferenceServerClient | None = None
+        self._slots = asyncio.Semaphore(cfg.max_concurrency)
+
+    @property
+    def client(self) -> grpcaio.InferenceServerClient:
+        # Created lazily so that it binds to the worker's running event loop.
+        if self._client is None:
+            self._client = grpcaio.InferenceServerClient(self.cfg.grpc_url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> Outputs:
+        """One batched request with retries; raise InferenceError when it cannot be served."""
+        batch = next(iter(inputs.values())).shape[0]
+        metrics.TRITON_BATCH.labels(model).observe(batch)
+        t0 = time.perf_counter()
+        attempt = 0
+        while True:
+            try:
+                async with self._slots:
+                    result = await self.client.infer(
+                        model,
+                        [_tensor(name, arr) for name, arr in inputs.items()],
+                        outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                        client_timeout=self.cfg.request_timeout_s,
+                    )
+                metrics.TRITON_LATENCY.labels(model).observe(time.perf_counter() - t0)
+                return {o: result.as_numpy(o) for o in outputs}
+            except InferenceServerException as exc:
+                status = str(exc.status() or "")
+                transient = any(code in status for code in TRANSIENT)
+                metrics.TRITON_ERRORS.labels(model, "transient" if transient else "rejected").inc()
+                if not transient or attempt >= self.cfg.max_retries:
+                    raise InferenceError(f"{model}: {exc.message()} ({status or 'no status'})") from None
+            attempt += 1
+            delay = self.cfg.retry_backoff_s * 2 ** (attempt - 1)
+            log.warning("%s request failed (attempt %d), retrying in %.2fs", model, attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def analyse(self, jpegs: Sequence[bytes], st_context: np.ndarray) -> tuple[Outputs, Outputs, Outputs]:
+        """Run the three models on one batch of frames, concurrently."""
+        images = np.array([[j] for j in jpegs], dtype=np.object_)
+        return await asyncio.gather(  # type: ignore[return-value]
+            self.infer("st_clip", {"IMAGE_JPEG": images, "ST_CONTEXT": st_context.astype(np.float32)}, ST_CLIP_OUTPUTS),
+            self.infer("sa_clip", {"IMAGE_JPEG": images}, SA_CLIP_OUTPUTS),
+            self.infer("scene_graph", {"IMAGE_JPEG": images}, SCENE_GRAPH_OUTPUTS),
+        )
+
+
+def _tensor(name: str, arr: np.ndarray) -> grpcclient.InferInput:
+    dtype = "BYTES" if arr.dtype == np.object_ else "FP32"
+    tensor = grpcclient.InferInput(name, list(arr.shape), dtype)
+    tensor.set_data_from_numpy(arr)
+    return tensor

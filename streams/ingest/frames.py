@@ -1,0 +1,77 @@
+"""Frame ingest: validate, check the JPEG decodes, attach the nearest GPS fix and the ST context."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from datetime import datetime, timezone
+
+from PIL import Image, UnidentifiedImageError
+
+from fleetscope.errors import InvalidMessage
+from streams import metrics, topics
+from streams.context.gps_track import Row, nearest_fix, newest_ts
+from streams.context.st_vector import cell_id, context_vector
+from streams.deadletter import dead_letter
+from streams.runtime import Runtime
+from streams.schema import AttachedFix, EnrichedFrame, Frame, check_key, decode, utcnow
+
+MAX_PIXELS = 4096 * 4096
+
+
+def check_jpeg(data: bytes) -> tuple[int, int]:
+    """Decode the JPEG fully (a truncated or corrupt file fails here, not in Triton); return (w, h)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "JPEG":
+                raise InvalidMessage("not_jpeg", f"image format is {img.format}")
+            if img.width * img.height > MAX_PIXELS:
+                raise InvalidMessage("image_too_large", f"{img.width}x{img.height}")
+            img.load()
+            return img.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidMessage("corrupt_jpeg", str(exc)[:200]) from None
+
+
+def register(rt: Runtime) -> None:
+    """Define the frame ingest agent (needs the GPS table from ``streams.ingest.gps``)."""
+    w = rt.settings.worker
+    table = rt.tables[topics.GPS_TABLE]
+
+    async def attach(frame: Frame) -> AttachedFix | None:
+        history: list[Row] = table[frame.vehicle_id]
+        fix = nearest_fix(history, frame.captured_at, w.gps_tolerance_s)
+        # The vehicle's GPS is flowing but has not reached this frame's time yet: give late fixes a grace period.
+        deadline = time.monotonic() + w.gps_grace_s
+        while fix is None and history and (newest_ts(history) or 0) < frame.captured_at.timestamp():
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+            history = table[frame.vehicle_id]
+            fix = nearest_fix(history, frame.captured_at, w.gps_tolerance_s)
+        return fix
+
+    @rt.app.agent(rt.topic(topics.FRAMES), name="ingest-frames")
+    async def ingest_frames(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            rt.received(topics.FRAMES, event)
+            try:
+                frame = decode(Frame, event.value)
+                check_key(event.key, frame.vehicle_id)
+                check_jpeg(frame.jpeg)
+            except InvalidMessage as exc:
+                await dead_letter(rt, event, "ingest", exc.reason, exc.detail)
+                continue
+            fix = await attach(frame)
+            if fix is None:
+                metrics.FRAMES_WITHOUT_CONTEXT.inc()
+            enriched = EnrichedFrame(
+                frame=frame,
+                gps=fix,
+                cell_id=cell_id(fix.lat, fix.lon, w.cell_deg) if fix else None,
+                st_context=context_vector(frame, fix, w.gps_tolerance_s),
+                produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
+                ingested_at=utcnow(),
+            )
+            await rt.send(topics.FRAMES_ENRICHED, frame.vehicle_id, enriched.encode())

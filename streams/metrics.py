@@ -1,0 +1,36 @@
+"""Prometheus metrics of the worker, served on ``worker.metrics_port`` (text exposition format)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+MESSAGES_IN = Counter("fleetscope_messages_in", "Messages consumed", ["topic"])
+MESSAGES_OUT = Counter("fleetscope_messages_out", "Messages produced", ["topic"])
+DEAD_LETTERS = Counter("fleetscope_dead_letters", "Messages sent to the dead-letter topic", ["stage", "reason"])
+TRITON_LATENCY = Histogram(
+    "fleetscope_triton_request_seconds",
+    "Triton request latency, including retries",
+    ["model"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TRITON_BATCH = Histogram(
+    "fleetscope_triton_batch_size", "Frames per Triton request", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64)
+)
+TRITON_ERRORS = Counter("fleetscope_triton_errors", "Failed Triton attempts", ["model", "kind"])
+FRAMES_WITHOUT_CONTEXT = Counter("fleetscope_frames_without_context", "Frames processed with no GPS fix attached")
+ALERTS = Counter("fleetscope_alerts", "Alert updates raised", ["type", "severity"])
+SINK_ROWS = Counter("fleetscope_sink_rows", "Rows written to PostgreSQL", ["table"])
+SINK_ERRORS = Counter("fleetscope_sink_errors", "Failed PostgreSQL transactions", ["table"])
+CONSUMER_LAG = Gauge("fleetscope_consumer_lag", "Highwater minus next offset to process", ["topic", "partition"])
+WORKER_READY = Gauge("fleetscope_worker_ready", "1 once the worker has been assigned its partitions")
+END_TO_END = Histogram(
+    "fleetscope_frame_latency_seconds",
+    "Frame produce time to scene emitted",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+
+
+def serve(host: str, port: int) -> None:
+    """Start the metrics HTTP endpoint in a background thread (no-op when port is 0)."""
+    if port:
+        start_http_server(port, addr=host)

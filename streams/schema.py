@@ -1,0 +1,235 @@
+"""Message schemas of every fleetscope topic, versioned and validated on ingest.
+
+Each message is a UTF-8 JSON object with ``schema_version``. Binary payloads (JPEG, dead-lettered
+originals) are standard base64 strings. Producers, the Faust agents, sinks and tests all use these
+classes; ``decode`` turns raw bytes into a message or raises ``InvalidMessage`` with a short reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+)
+
+from fleetscope.errors import InvalidMessage
+from models.vocab import ST_CONTEXT_DIM
+
+SCHEMA_VERSION = 1
+
+
+def _b64decode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not valid base64: {exc}") from None
+
+
+Base64Bytes = Annotated[
+    bytes,
+    PlainValidator(_b64decode),
+    PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str),
+]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Id = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Message(BaseModel):
+    """Base of every topic's message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class CameraCalibration(BaseModel):
+    """Pinhole intrinsics (pixels) and mounting of the dashcam."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    fx: Annotated[Finite, Field(gt=0)]
+    fy: Annotated[Finite, Field(gt=0)]
+    cx: Finite
+    cy: Finite
+    width: Annotated[int, Field(gt=0, le=8192)]
+    height: Annotated[int, Field(gt=0, le=8192)]
+    mounting_height_m: Annotated[Finite, Field(gt=0, le=10)]
+    pitch_deg: Annotated[Finite, Field(ge=-45, le=45)] = 0.0
+
+
+class Frame(Message):
+    """``fleet.frames``: one dashcam frame, keyed by vehicle_id."""
+
+    vehicle_id: Id
+    frame_id: Id
+    captured_at: AwareDatetime
+    jpeg: Base64Bytes
+    camera: CameraCalibration
+
+
+class GpsFix(Message):
+    """``fleet.gps``: one GPS fix, keyed by vehicle_id."""
+
+    vehicle_id: Id
+    ts: AwareDatetime
+    lat: Annotated[Finite, Field(ge=-90, le=90)]
+    lon: Annotated[Finite, Field(ge=-180, le=180)]
+    speed_mps: Annotated[Finite, Field(ge=0, le=100)] | None = None
+    heading_deg: Annotated[Finite, Field(ge=0, lt=360)] | None = None
+    accuracy_m: Annotated[Finite, Field(ge=0)] | None = None
+
+
+class AttachedFix(BaseModel):
+    """The GPS fix attached to a frame, with its time offset from the frame."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ts: AwareDatetime
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+    offset_s: float = Field(description="fix time - frame time")
+
+
+class EnrichedFrame(Message):
+    """``fleet.frames.enriched`` (internal): a validated frame with its GPS fix and ST context."""
+
+    frame: Frame
+    gps: AttachedFix | None
+    cell_id: str | None
+    st_context: Annotated[list[float], Field(min_length=ST_CONTEXT_DIM, max_length=ST_CONTEXT_DIM)]
+    produced_at: AwareDatetime | None = Field(None, description="Kafka timestamp of the original frame")
+    ingested_at: AwareDatetime
+
+
+class AspectResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    label: str
+    probs: dict[str, float]
+
+
+class AnomalyResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    score: float = Field(description="SA-CLIP probability mass on anomalous relation prompts")
+    type: str = Field(description="anomaly type of the most probable anomalous prompt")
+    relation_scores: dict[str, float]
+
+
+class SceneObject(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 normalised to 0..1")
+    label: str
+    score: float
+
+
+class Triplet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    subject: int = Field(description="index into objects")
+    predicate: str
+    object: int
+    score: float
+
+
+class Scene(Message):
+    """``fleet.scenes``: every model output for one frame."""
+
+    frame_id: Id
+    vehicle_id: Id
+    captured_at: AwareDatetime
+    gps: AttachedFix | None
+    cell_id: str | None
+    aspects: dict[str, AspectResult]
+    anomaly: AnomalyResult
+    objects: list[SceneObject]
+    triplets: list[Triplet]
+    produced_at: AwareDatetime | None = None
+    ingested_at: AwareDatetime
+    inferred_at: AwareDatetime
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lat: float
+    lon: float
+
+
+class Alert(Message):
+    """``fleet.alerts``: one incident; re-sent with the same alert_id when its evidence grows."""
+
+    alert_id: Id
+    type: str
+    severity: Literal["critical", "major", "minor"]
+    vehicle_id: Id
+    location: Location | None
+    cell_id: str | None
+    segment_id: str | None = None
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    score: float
+    evidence: dict[str, Any]
+    raised_at: AwareDatetime
+
+
+class DeadLetter(Message):
+    """``fleet.deadletter``: a message that could not be processed, kept whole with the reason."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    stage: str
+    reason: str
+    error: str
+    payload: Base64Bytes
+    failed_at: AwareDatetime
+
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(model: type[M], raw: bytes | None) -> M:
+    """Parse and validate one message; raise InvalidMessage(reason, detail) when it is not a valid ``model``."""
+    if raw is None:
+        raise InvalidMessage("empty", "message has no value")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessage("not_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("not_object", f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidMessage("unsupported_version", f"schema_version {version!r}; this worker reads {SCHEMA_VERSION}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidMessage(f"invalid_{fields[0].split('.')[0]}" if fields else "invalid", detail) from None
+
+
+def check_key(key: bytes | None, vehicle_id: str) -> None:
+    """Fleet messages must be keyed by vehicle_id: co-partitioning of frames and GPS depends on it."""
+    if key is None or key.decode("utf-8", "replace") != vehicle_id:
+        raise InvalidMessage("key_mismatch", f"message key {key!r} is not its vehicle_id {vehicle_id!r}")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,143 @@
+"""PostgreSQL sink: one transaction per batch, idempotent on natural keys.
+
+Frame observations are inserted once per frame_id; alerts are upserted by alert_id (evidence merged);
+road conditions are recomputed as absolute values from the observations of every touched
+(cell, window), so processing the same input twice leaves identical tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from fleetscope.settings import Settings
+from streams import metrics
+from streams.schema import Alert, Scene
+from streams.sinks.tables import alerts, frame_observations
+from streams.windows import window_bounds
+
+_RECOMPUTE_ROAD_CONDITIONS = sa.text(
+    """
+    WITH touched AS (
+        SELECT * FROM unnest(CAST(:cells AS text[]), CAST(:starts AS timestamptz[])) AS t(cell_id, window_start)
+    )
+    INSERT INTO road_conditions AS rc (
+        cell_id, window_start, window_seconds, frames, vehicles, mean_speed_kmh, anomaly_frames,
+        dominant_surface, dominant_weather, mean_congestion, updated_at)
+    SELECT t.cell_id, t.window_start, :window_s, count(*), count(DISTINCT o.vehicle_id), avg(o.speed_mps) * 3.6,
+           count(*) FILTER (WHERE o.anomaly_score >= :threshold),
+           mode() WITHIN GROUP (ORDER BY o.aspects ->> 'surface'),
+           mode() WITHIN GROUP (ORDER BY o.aspects ->> 'weather_lighting'),
+           avg(o.congestion_level), now()
+    FROM touched t
+    JOIN frame_observations o
+      ON o.cell_id = t.cell_id
+     AND o.captured_at >= t.window_start
+     AND o.captured_at < t.window_start + make_interval(secs => :window_s)
+    GROUP BY t.cell_id, t.window_start
+    ON CONFLICT (cell_id, window_start, window_seconds) DO UPDATE SET
+        frames = EXCLUDED.frames, vehicles = EXCLUDED.vehicles, mean_speed_kmh = EXCLUDED.mean_speed_kmh,
+        anomaly_frames = EXCLUDED.anomaly_frames, dominant_surface = EXCLUDED.dominant_surface,
+        dominant_weather = EXCLUDED.dominant_weather, mean_congestion = EXCLUDED.mean_congestion,
+        updated_at = EXCLUDED.updated_at
+    """
+)
+
+
+def observation_row(scene: Scene) -> dict[str, Any]:
+    """The frame_observations row of a scene."""
+    congestion = scene.aspects["congestion"].probs
+    levels = list(congestion.values())
+    expected = sum(i * p for i, p in enumerate(levels)) / max(len(levels) - 1, 1)
+    return {
+        "frame_id": scene.frame_id,
+        "vehicle_id": scene.vehicle_id,
+        "captured_at": scene.captured_at,
+        "lat": scene.gps.lat if scene.gps else None,
+        "lon": scene.gps.lon if scene.gps else None,
+        "cell_id": scene.cell_id,
+        "speed_mps": scene.gps.speed_mps if scene.gps else None,
+        "anomaly_score": scene.anomaly.score,
+        "anomaly_type": scene.anomaly.type,
+        "aspects": {k: v.label for k, v in scene.aspects.items()},
+        "congestion_level": expected,
+    }
+
+
+class PostgresSink:
+    """Writes scenes and alerts of one batch in a single transaction."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_async_engine(
+            settings.postgres.url("asyncpg"), pool_size=settings.postgres.pool_size, pool_pre_ping=True
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def write(self, scenes: Sequence[Scene], new_alerts: Iterable[Alert]) -> list[Alert]:
+        """Persist a batch; return each alert as merged in the table (what consumers should see)."""
+        w = self.settings.worker
+        async with self.engine.begin() as conn:
+            rows = [observation_row(s) for s in scenes]
+            if rows:
+                await conn.execute(insert(frame_observations).on_conflict_do_nothing(), rows)
+            merged = [await _upsert_alert(conn, a) for a in new_alerts]
+            touched = {(s.cell_id, window_bounds(s.captured_at, w.road_window_s)[0]) for s in scenes if s.cell_id}
+            if touched:
+                cells, starts = zip(*sorted(touched))
+                await conn.execute(
+                    _RECOMPUTE_ROAD_CONDITIONS,
+                    {"cells": list(cells), "starts": list(starts), "window_s": w.road_window_s, "threshold": w.anomaly_threshold},
+                )
+        metrics.SINK_ROWS.labels("frame_observations").inc(len(rows))
+        metrics.SINK_ROWS.labels("alerts").inc(len(merged))
+        metrics.SINK_ROWS.labels("road_conditions").inc(len(touched))
+        return merged
+
+
+async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
+    row = {
+        "alert_id": alert.alert_id,
+        "type": alert.type,
+        "severity": alert.severity,
+        "vehicle_id": alert.vehicle_id,
+        "lat": alert.location.lat if alert.location else None,
+        "lon": alert.location.lon if alert.location else None,
+        "cell_id": alert.cell_id,
+        "segment_id": alert.segment_id,
+        "window_start": alert.window_start,
+        "window_end": alert.window_end,
+        "score": alert.score,
+        "frame_ids": alert.evidence["frame_ids"],
+        "evidence": alert.evidence,
+    }
+    stmt = insert(alerts).values(row)
+    ex, cur = stmt.excluded, alerts.c
+    higher = ex.score > cur.score
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[cur.alert_id],
+        set_={
+            "score": sa.func.greatest(cur.score, ex.score),
+            "severity": sa.case((higher, ex.severity), else_=cur.severity),
+            "evidence": sa.case((higher, ex.evidence), else_=cur.evidence),
+            "lat": sa.func.coalesce(cur.lat, ex.lat),
+            "lon": sa.func.coalesce(cur.lon, ex.lon),
+            "cell_id": sa.func.coalesce(cur.cell_id, ex.cell_id),
+            "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f")))).select_from(
+                sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f")
+            ).scalar_subquery(),
+            "updated_at": sa.func.now(),
+        },
+    ).returning(alerts)
+    merged = (await conn.execute(stmt)).mappings().one()
+    evidence = dict(merged["evidence"])
+    evidence["frame_ids"] = sorted(merged["frame_ids"])
+    return alert.model_copy(
+        update={"severity": merged["severity"], "score": merged["score"], "evidence": evidence}
+    )

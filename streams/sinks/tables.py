@@ -1,0 +1,82 @@
+"""PostgreSQL tables written by the pipeline, defined once (SQLAlchemy Core).
+
+``frame_observations`` holds one row per processed frame, keyed by ``frame_id``: it is the
+deduplicated base from which ``road_conditions`` is recomputed as absolute values, so a replay
+or a restart from committed offsets can never double count.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+frame_observations = Table(
+    "frame_observations",
+    metadata,
+    Column("frame_id", Text, primary_key=True),
+    Column("vehicle_id", Text, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("cell_id", Text, comment="grid cell of the attached GPS fix; NULL without a fix"),
+    Column("speed_mps", Float),
+    Column("anomaly_score", Float, nullable=False),
+    Column("anomaly_type", Text, nullable=False),
+    Column("aspects", JSONB, nullable=False, comment="aspect -> most probable label"),
+    Column("congestion_level", Float, nullable=False, comment="expected congestion class / max class, 0..1"),
+    Column("inserted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("frame_observations_cell_time", frame_observations.c.cell_id, frame_observations.c.captured_at)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", Text, primary_key=True, comment="stable: vehicle + type + alert window"),
+    Column("type", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("vehicle_id", Text, nullable=False),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("cell_id", Text),
+    Column("segment_id", Text, comment="road segment once map matching provides it"),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("score", Float, nullable=False, comment="highest anomaly score seen in the window"),
+    Column("frame_ids", ARRAY(Text), nullable=False),
+    Column("evidence", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("alerts_window_start", alerts.c.window_start)
+
+road_conditions = Table(
+    "road_conditions",
+    metadata,
+    Column("cell_id", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_seconds", Integer, nullable=False),
+    Column("frames", Integer, nullable=False),
+    Column("vehicles", Integer, nullable=False),
+    Column("mean_speed_kmh", Float),
+    Column("anomaly_frames", Integer, nullable=False),
+    Column("dominant_surface", Text),
+    Column("dominant_weather", Text),
+    Column("mean_congestion", Float),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("cell_id", "window_start", "window_seconds"),
+)
+Index("road_conditions_window_start", road_conditions.c.window_start)

@@ -1,0 +1,144 @@
+"""Specifications of the pure parts of the stream: schema validation, the GPS join, alert rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from alerts.rules import alert_id, evaluate, severity
+from fleetscope.errors import InferenceError, InvalidMessage
+from fleetscope.settings import TritonSettings
+from models.vocab import ANOMALY_TYPES, ST_CONTEXT_DIM
+from sim.toy_fleet import CAMERA, render_frame
+from streams.context.gps_track import add_fix, nearest_fix
+from streams.context.st_vector import cell_id, context_vector
+from streams.inference.triton_client import TritonModels
+from streams.ingest.frames import check_jpeg
+from streams.schema import AnomalyResult, AspectResult, Frame, GpsFix, Scene, decode
+from tests.conftest import free_ports
+
+T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
+
+
+def fix(seconds: float, lat: float = 60.17) -> GpsFix:
+    return GpsFix(vehicle_id="v1", ts=T0 + timedelta(seconds=seconds), lat=lat, lon=24.9, speed_mps=10.0)
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"not json", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'{"schema_version": 2, "vehicle_id": "v"}', "unsupported_version"),
+        (b'{"vehicle_id": "v", "ts": "2026-11-03T08:00:00Z", "lat": 91, "lon": 0}', "invalid_lat"),
+        (b'{"vehicle_id": "v", "ts": "2026-11-03T08:00:00", "lat": 1, "lon": 0}', "invalid_ts"),
+        (b'{"vehicle_id": "v", "ts": "2026-11-03T08:00:00Z", "lat": 1, "lon": Infinity}', "invalid_lon"),
+        (b'{"vehicle_id": "v", "ts": "2026-11-03T08:00:00Z", "lat": 1, "lon": 0, "color": "red"}', "invalid_color"),
+    ],
+)
+def test_invalid_gps_messages_are_rejected_with_a_reason(raw, reason):
+    with pytest.raises(InvalidMessage) as err:
+        decode(GpsFix, raw)
+    assert err.value.reason == reason
+
+
+def test_a_frame_round_trips_through_its_json_encoding():
+    frame = Frame(vehicle_id="v1", frame_id="f1", captured_at=T0, jpeg=render_frame(__import__("random").Random(0), False), camera=CAMERA)
+    assert decode(Frame, frame.encode()) == frame
+    assert isinstance(json.loads(frame.encode())["jpeg"], str)
+
+
+def test_jpeg_check_accepts_a_frame_and_rejects_truncated_or_other_images():
+    import io
+    import random
+
+    from PIL import Image
+
+    jpeg = render_frame(random.Random(0), False)
+    assert check_jpeg(jpeg) == (224, 224)
+    with pytest.raises(InvalidMessage, match="corrupt_jpeg"):
+        check_jpeg(jpeg[: len(jpeg) // 2])
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    with pytest.raises(InvalidMessage, match="not_jpeg"):
+        check_jpeg(png.getvalue())
+
+
+def test_the_nearest_fix_within_tolerance_is_attached_even_when_fixes_arrive_out_of_order():
+    history: list = []
+    for seconds in (3, 0, 2, 1):
+        history = add_fix(history, fix(seconds, lat=60 + seconds), keep=10)
+    assert [r[0] for r in history] == sorted(r[0] for r in history)
+    attached = nearest_fix(history, T0 + timedelta(seconds=1.8), tolerance_s=0.5)
+    assert attached is not None and attached.lat == 62 and attached.offset_s == pytest.approx(0.2)
+    assert nearest_fix(history, T0 + timedelta(seconds=10), tolerance_s=2) is None
+
+
+def test_history_keeps_only_the_newest_fixes_and_a_repeated_fix_replaces_itself():
+    history: list = []
+    for seconds in range(10):
+        history = add_fix(history, fix(seconds), keep=4)
+    history = add_fix(history, fix(9, lat=61), keep=4)
+    assert [r[0] - T0.timestamp() for r in history] == [6, 7, 8, 9]
+    assert history[-1][1] == 61
+
+
+def test_context_vector_is_explicitly_empty_without_a_fix():
+    frame = Frame(vehicle_id="v1", frame_id="f", captured_at=T0, jpeg=b"x", camera=CAMERA)
+    empty = context_vector(frame, None, 2.0)
+    assert empty == [0.0] * ST_CONTEXT_DIM
+    history = add_fix([], fix(0.5), keep=5)
+    full = context_vector(frame, nearest_fix(history, T0, 2.0), 2.0)
+    assert full[0] == 1.0 and full[1] == pytest.approx(10 / 30) and full[8] == pytest.approx(0.25)
+
+
+def test_cells_group_nearby_positions_and_separate_distant_ones():
+    assert cell_id(60.1701, 24.9401, 0.005) == cell_id(60.1702, 24.9402, 0.005)
+    assert cell_id(60.1701, 24.9401, 0.005) != cell_id(60.1801, 24.9401, 0.005)
+
+
+def scene(score: float, frame_id: str = "f1", seconds: float = 0) -> Scene:
+    relation = {t: 0.0 for t in ANOMALY_TYPES}
+    return Scene(
+        frame_id=frame_id, vehicle_id="v1", captured_at=T0 + timedelta(seconds=seconds), gps=None, cell_id=None,
+        aspects={"congestion": AspectResult(label="free flow", probs={"free flow": 1.0})},
+        anomaly=AnomalyResult(score=score, type="obstacle", relation_scores=relation),
+        objects=[], triplets=[], ingested_at=T0, inferred_at=T0,
+    )
+
+
+def test_scores_below_the_threshold_raise_no_alert():
+    assert evaluate(scene(0.59), threshold=0.6, window_s=30) is None
+    assert evaluate(scene(0.6), threshold=0.6, window_s=30) is not None
+
+
+def test_frames_of_one_vehicle_type_and_window_share_one_alert_id():
+    a = evaluate(scene(0.9, "f1", seconds=1), 0.6, 30)
+    b = evaluate(scene(0.7, "f2", seconds=20), 0.6, 30)
+    c = evaluate(scene(0.7, "f3", seconds=31), 0.6, 30)
+    assert a and b and c
+    assert a.alert_id == b.alert_id != c.alert_id
+    assert a.alert_id == alert_id("v1", "obstacle", a.window_start)
+
+
+def test_severity_grades_by_distance_above_the_threshold():
+    assert [severity(s, 0.4) for s in (0.4, 0.65, 0.85)] == ["minor", "major", "critical"]
+
+
+def test_an_unreachable_triton_fails_after_bounded_retries():
+    (port,) = free_ports(1)
+    cfg = TritonSettings(url=f"127.0.0.1:{port}", max_retries=2, retry_backoff_s=0.05, request_timeout_s=2)
+    models = TritonModels(cfg)
+
+    async def call() -> None:
+        try:
+            await models.infer("sa_clip", {"IMAGE_JPEG": np.array([[b"x"]], dtype=np.object_)}, ["ANOMALY_SCORE"])
+        finally:
+            await models.close()
+
+    with pytest.raises(InferenceError, match="sa_clip"):
+        asyncio.run(call())

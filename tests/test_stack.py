@@ -1,0 +1,65 @@
+"""The embedded stack as a user runs it: ``fleetscope stack up``, then SIGTERM, leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from tests.conftest import stack_settings
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def all_descendants_by_session(sessions: set[int]) -> list[psutil.Process]:
+    """Processes still alive in the sessions the stack created (its services run in their own)."""
+    alive = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) in sessions and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            pass
+    return alive
+
+
+def test_sigterm_stops_every_service_it_started(tmp_path):
+    settings = stack_settings(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
+    env.update(settings.to_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetscope", "stack", "up"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines = []
+    deadline = time.monotonic() + 180
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("stack up"):
+            break
+    assert any(line.startswith("stack up") for line in lines), "".join(lines[-40:])
+
+    children = descendants(proc.pid)
+    names = " ".join(" ".join(c.cmdline()) for c in children)
+    for expected in ("tansu", "postgres", "tritonserver", "triton_python_backend_stub", "fleetscope worker"):
+        assert expected in names, f"{expected} not running: {names}"
+    sessions = {os.getsid(c.pid) for c in children}
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, "".join(lines[-40:])
+    time.sleep(0.5)
+    assert all_descendants_by_session(sessions) == []
+    assert not (settings.stack.run_dir / "pids.json").exists()
