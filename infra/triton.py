@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -36,15 +35,16 @@ def _backend_dir(run_dir: Path) -> Path:
     home = _triton_home()
     target = run_dir / "triton_backends" / "python"
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
-        link = target / name
-        if not link.exists():
-            link.symlink_to(home / "backends" / "python" / name)
     stub = home / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
     if not stub.exists():
         raise ServiceError("triton", f"no python backend stub for Python {sys.version_info[:2]} at {stub}")
-    if not (target / stub.name).exists():
-        shutil.copy2(stub, target / stub.name)
+    # Symlinks, not copies: the stub finds its bundled libcudart relative to its real location.
+    for source in (home / "backends" / "python" / "libtriton_python.so",
+                   home / "backends" / "python" / "triton_python_backend_utils.py", stub):
+        link = target / source.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(source)
     return target.parent
 
 

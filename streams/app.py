@@ -11,6 +11,7 @@ from streams import metrics
 from streams.fusion import agent as fusion
 from streams.inference import agent as inference
 from streams.ingest import frames, gps
+from streams.context.gps_track import RecentFixes
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -34,16 +35,18 @@ def create_app(settings: Settings) -> Runtime:
         producer_max_request_size=k.max_message_bytes,
         consumer_max_fetch_size=k.max_message_bytes,
     )
-    rt = Runtime(settings=settings, app=app)
+    rt = Runtime(settings=settings, app=app, gps=RecentFixes(settings.worker.gps_history))
     gps.register(rt)
     frames.register(rt)
     triton = inference.register(rt)
     sink = fusion.register(rt)
 
-    @app.timer(2.0)
+    @app.timer(1.0)
     async def report_lag_and_readiness() -> None:
         assignment = app.consumer.assignment()
-        metrics.WORKER_READY.set(1 if assignment and not app.rebalancing else 0)
+        # Ready means partitions assigned and any table recovery done (none today; stays true when tables arrive).
+        recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
+        metrics.WORKER_READY.set(1 if assignment and recovered and not app.rebalancing else 0)
         for tp in assignment:
             last = rt.read_offsets.get((tp.topic, tp.partition))
             highwater = app.consumer.highwater(tp)
@@ -52,9 +55,8 @@ def create_app(settings: Settings) -> Runtime:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
 
     @app.on_partitions_assigned.connect
-    async def ready_on_assignment(sender: faust.App, assigned: set, **kwargs: object) -> None:  # type: ignore[type-arg]
+    async def log_assignment(sender: faust.App, assigned: set, **kwargs: object) -> None:  # type: ignore[type-arg]
         log.info("assigned %d partitions", len(assigned))
-        metrics.WORKER_READY.set(1)
 
     @app.on_partitions_revoked.connect
     async def not_ready_on_revoke(sender: faust.App, revoked: set, **kwargs: object) -> None:  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ import faust
 
 from fleetscope.settings import Settings
 from streams import metrics
+from streams.context.gps_track import RecentFixes
 
 
 @dataclass
@@ -17,8 +18,8 @@ class Runtime:
 
     settings: Settings
     app: faust.App
+    gps: RecentFixes
     topics: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
     read_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def topic(self, name: str) -> Any:

@@ -17,14 +17,8 @@ DEADLETTER = "fleet.deadletter"          # anything that could not be processed,
 
 FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SCENES, ALERTS, DEADLETTER)
 
-GPS_TABLE = "gps_recent"
-
-
-def changelog_topics(settings: Settings) -> tuple[str, ...]:
-    """Faust changelog topics of the app's tables (Faust names them ``<app_id>-<table>-changelog``)."""
-    return (f"{settings.worker.app_id}-{GPS_TABLE}-changelog",)
 
 
 def all_topics(settings: Settings) -> tuple[str, ...]:
     """Full names of every topic that must exist before the worker starts."""
-    return tuple(settings.topic(t) for t in FLEET_TOPICS) + changelog_topics(settings)
+    return tuple(settings.topic(t) for t in FLEET_TOPICS)

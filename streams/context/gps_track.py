@@ -1,7 +1,13 @@
-"""Recent GPS fixes of one vehicle and the fix nearest in time to a frame.
+"""Recent GPS fixes per vehicle and the fix nearest in time to a frame.
 
 Fixes are kept as compact lists ``[epoch_s, lat, lon, speed, heading, accuracy]`` sorted by time,
-so that late and out-of-order fixes slot into place and the table's changelog stays small.
+so that late and out-of-order fixes slot into place.
+
+The store is a per-worker cache, not a changelogged Faust table, on purpose: it holds only the last
+couple of minutes and refills from the GPS stream itself within a second of a (re)start or
+rebalance (frames and GPS are co-partitioned, so the worker owning a vehicle's frames consumes its
+fixes). A changelog would add one produced message per fix, and Faust's changelog recovery hangs on
+the embedded Tansu broker.
 """
 
 from __future__ import annotations
@@ -44,3 +50,17 @@ def nearest_fix(history: list[Row], at: datetime, tolerance_s: float) -> Attache
 
 def newest_ts(history: list[Row]) -> float | None:
     return float(history[-1][0]) if history else None  # type: ignore[arg-type]
+
+
+class RecentFixes:
+    """The newest ``keep`` fixes of every vehicle this worker has seen."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._by_vehicle: dict[str, list[Row]] = {}
+
+    def add(self, fix: GpsFix) -> None:
+        self._by_vehicle[fix.vehicle_id] = add_fix(self._by_vehicle.get(fix.vehicle_id, []), fix, self.keep)
+
+    def history(self, vehicle_id: str) -> list[Row]:
+        return self._by_vehicle.get(vehicle_id, [])

@@ -35,24 +35,26 @@ def check_jpeg(data: bytes) -> tuple[int, int]:
 
 
 def register(rt: Runtime) -> None:
-    """Define the frame ingest agent (needs the GPS table from ``streams.ingest.gps``)."""
+    """Define the frame ingest agent (joins with the fixes ``streams.ingest.gps`` keeps)."""
     w = rt.settings.worker
-    table = rt.tables[topics.GPS_TABLE]
 
     async def attach(frame: Frame) -> AttachedFix | None:
-        history: list[Row] = table[frame.vehicle_id]
+        history: list[Row] = rt.gps.history(frame.vehicle_id)
         fix = nearest_fix(history, frame.captured_at, w.gps_tolerance_s)
-        # The vehicle's GPS is flowing but has not reached this frame's time yet: give late fixes a grace period.
+        # No fix yet near this frame's time, and the vehicle's GPS has not moved past it: a fix may be
+        # late (GPS and frames are separate topics), so give it a grace period before going without.
         deadline = time.monotonic() + w.gps_grace_s
-        while fix is None and history and (newest_ts(history) or 0) < frame.captured_at.timestamp():
+        frame_ts = frame.captured_at.timestamp()
+        while fix is None and (newest_ts(history) or 0) < frame_ts + w.gps_tolerance_s:
             if time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.05)
-            history = table[frame.vehicle_id]
+            history = rt.gps.history(frame.vehicle_id)
             fix = nearest_fix(history, frame.captured_at, w.gps_tolerance_s)
         return fix
 
-    @rt.app.agent(rt.topic(topics.FRAMES), name="ingest-frames")
+    # Concurrency lets frames waiting for a late fix overlap instead of queueing behind each other.
+    @rt.app.agent(rt.topic(topics.FRAMES), name="ingest-frames", concurrency=4)
     async def ingest_frames(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
             rt.received(topics.FRAMES, event)

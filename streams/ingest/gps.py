@@ -1,26 +1,16 @@
-"""GPS ingest: validate each fix and keep the vehicle's recent fixes in a Faust table."""
+"""GPS ingest: validate each fix and keep the vehicle's recent fixes for the frame join."""
 
 from __future__ import annotations
 
 from fleetscope.errors import InvalidMessage
 from streams import topics
-from streams.context.gps_track import add_fix
 from streams.deadletter import dead_letter
 from streams.runtime import Runtime
 from streams.schema import GpsFix, check_key, decode
 
 
 def register(rt: Runtime) -> None:
-    """Define the GPS table and agent on the app."""
-    keep = rt.settings.worker.gps_history
-    table = rt.app.Table(
-        topics.GPS_TABLE,
-        default=list,
-        key_type=str,
-        value_type=list,
-        partitions=rt.settings.kafka.partitions,
-    )
-    rt.tables[topics.GPS_TABLE] = table
+    """Define the GPS ingest agent; fixes go into ``rt.gps``."""
 
     @rt.app.agent(rt.topic(topics.GPS), name="ingest-gps")
     async def ingest_gps(stream):  # type: ignore[no-untyped-def]
@@ -32,5 +22,4 @@ def register(rt: Runtime) -> None:
             except InvalidMessage as exc:
                 await dead_letter(rt, event, "ingest", exc.reason, exc.detail)
                 continue
-            table[fix.vehicle_id] = add_fix(table[fix.vehicle_id], fix, keep)
-
+            rt.gps.add(fix)
