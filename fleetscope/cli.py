@@ -48,9 +48,10 @@ def main() -> None:
 @click.option("--vehicles", default=6, show_default=True, help="vehicles in the synthetic fleet")
 @click.option("--duration", default=60, show_default=True, help="simulated seconds to stream")
 @click.option("--seed", default=7, show_default=True, help="seed of the synthetic stream")
+@click.option("--speed", default=5.0, show_default=True, help="simulated seconds per wall second; 0 = as fast as possible")
 @click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for the pipeline (s)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on the last line")
-def demo(vehicles: int, duration: int, seed: int, timeout: float, as_json: bool) -> None:
+def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, as_json: bool) -> None:
     """Start the embedded stack, stream a synthetic fleet through it, print a summary, stop.
 
     Exits 0 when every produced frame was processed or dead-lettered, 1 otherwise.
@@ -65,12 +66,14 @@ def demo(vehicles: int, duration: int, seed: int, timeout: float, as_json: bool)
     try:
         with terminate_as_interrupt():
             reap_leftovers(settings)
+            if settings.triton.embedded:
+                demo_run.prepare_models(settings, progress)
             progress("starting the stack (broker, PostgreSQL, Triton, worker) ...")
             t0 = time.monotonic()
             stack.start()
             started = time.monotonic() - t0
             progress(f"stack ready in {started:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in stack.timings.items())})")
-            summary = demo_run.run(settings, vehicles, duration, seed, timeout, progress)
+            summary = demo_run.run(settings, vehicles, duration, seed, timeout, speed, progress)
             summary.stack_start_s = started
     except KeyboardInterrupt:
         click.echo("interrupted; stopping the stack", err=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +36,7 @@ class Summary:
     """What one demo run produced and what came out of the pipeline."""
 
     vehicles: int
+    speed: float
     frames_produced: int
     gps_produced: int
     frames_processed: int = 0
@@ -55,8 +58,9 @@ class Summary:
         types = ", ".join(f"{k} {v}" for k, v in sorted(self.alert_types.items())) or "none"
         return "\n".join(
             [
-                "fleetscope demo summary (synthetic data, untrained models unless checkpoints say otherwise)",
-                f"  vehicles                 {self.vehicles}",
+                "fleetscope demo summary (synthetic toy fleet; SA-CLIP fine-tuned on toy obstacle frames,"
+                " ST-CLIP and scene graph untrained)",
+                f"  vehicles                 {self.vehicles} (stream at {self.speed:g}x real time; 0 = unpaced)",
                 f"  frames produced          {self.frames_produced}",
                 f"  frames processed         {self.frames_processed}",
                 f"  frame dead letters       {self.frame_dead_letters}",
@@ -72,13 +76,37 @@ class Summary:
         )
 
 
-def produce(settings: Settings, vehicles: int, duration_s: int, seed: int) -> tuple[Summary, set[str], list[str]]:
-    """Send the demo stream plus deliberate bad input; return the summary so far and ids sent."""
+def prepare_models(settings: Settings, progress: Callable[[str], None]) -> None:
+    """Fine-tune SA-CLIP on toy obstacle frames unless a trained checkpoint is there (~30 s, once)."""
+    out = settings.triton.checkpoint_dir / "sa_clip.pt"
+    cmd = [sys.executable, "-m", "models.train_toy_sa_clip", "--out", str(out), "--if-untrained"]
+    progress(f"checking SA-CLIP checkpoint ({' '.join(cmd[1:])}) ...")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    for line in proc.stdout.splitlines()[-3:]:
+        progress(f"  {line}")
+    if proc.returncode != 0:
+        raise FleetscopeError(f"SA-CLIP fine-tune failed:\n{proc.stderr[-3000:]}")
+
+
+def produce(
+    settings: Settings, vehicles: int, duration_s: int, seed: int, speed: float
+) -> tuple[Summary, set[str], list[str]]:
+    """Send the demo stream plus deliberate bad input; return the summary so far and ids sent.
+
+    ``speed`` is simulated seconds per wall second (0 = as fast as possible).
+    """
     frame_ids: set[str] = set()
     vehicle_ids: set[str] = set()
     frames = gps = 0
+    t0 = time.monotonic()
     with FleetProducer(settings) as producer:
         for i, msg in enumerate(toy_fleet.stream(vehicles, duration_s, seed=seed)):
+            if speed > 0:
+                sim_s = (msg.captured_at if isinstance(msg, Frame) else msg.ts) - toy_fleet.START
+                ahead = sim_s.total_seconds() / speed - (time.monotonic() - t0)
+                if ahead > 0:
+                    producer.flush()
+                    time.sleep(ahead)
             vehicle_ids.add(msg.vehicle_id)
             if isinstance(msg, Frame):
                 frames += 1
@@ -97,7 +125,8 @@ def produce(settings: Settings, vehicles: int, duration_s: int, seed: int) -> tu
                 bad = GpsFix(vehicle_id="demo-000", ts=toy_fleet.START, lat=0, lon=0).encode()
                 producer.send_raw(topics.GPS, "demo-000", bad.replace(b'"lat":0.0', b'"lat":NaN'))
                 gps += 1
-    return Summary(vehicles=vehicles, frames_produced=frames, gps_produced=gps), frame_ids, sorted(vehicle_ids)
+    summary = Summary(vehicles=vehicles, speed=speed, frames_produced=frames, gps_produced=gps)
+    return summary, frame_ids, sorted(vehicle_ids)
 
 
 def collect(
@@ -186,13 +215,14 @@ def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], veh
 
 def run(
     settings: Settings, vehicles: int = 6, duration_s: int = 60, seed: int = 7, timeout_s: float = 600,
-    progress: Callable[[str], None] = print,
+    speed: float = 5.0, progress: Callable[[str], None] = print,
 ) -> Summary:
     """Run the demo on an already started stack and return its summary."""
     t0 = time.monotonic()
     since = datetime.now(timezone.utc)
-    progress(f"producing {duration_s} s of a {vehicles}-vehicle fleet ...")
-    summary, frame_ids, vehicle_ids = produce(settings, vehicles, duration_s, seed)
+    pace = f"at {speed:g}x real time" if speed > 0 else "as fast as possible"
+    progress(f"producing {duration_s} s of a {vehicles}-vehicle fleet {pace} ...")
+    summary, frame_ids, vehicle_ids = produce(settings, vehicles, duration_s, seed, speed)
     progress(f"produced {summary.frames_produced} frames and {summary.gps_produced} GPS fixes; waiting for the pipeline")
     collect(settings, summary, frame_ids, since, timeout_s, progress)
     if not summary.complete:

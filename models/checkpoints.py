@@ -87,12 +87,17 @@ def load_checkpoint(path: str | Path) -> ClipModel:
     return model.eval()
 
 
-def init_untrained(checkpoint_dir: str | Path, seed: int = 0, arch: str = DEFAULT_ARCH) -> list[Path]:
-    """Write ``<name>.pt`` for every model from a seeded random initialisation (same seed, same weights)."""
+def init_untrained(
+    checkpoint_dir: str | Path, seed: int = 0, arch: str = DEFAULT_ARCH, overwrite: bool = False
+) -> list[Path]:
+    """Write ``<name>.pt`` for every model that has none (all with ``overwrite``) from a seeded random
+    initialisation (same seed, same weights); return the paths written."""
     paths = []
     for name in MODELS:
         torch.manual_seed(seed)  # per model, so each file is independent of the others' order
         path = Path(checkpoint_dir) / f"{name}.pt"
+        if path.exists() and not overwrite:
+            continue
         paths.append(save_checkpoint(build_model(name, arch), name, path, {"trained": False, "seed": seed}))
     return paths
 
@@ -112,10 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     init.add_argument("--dir", type=Path, default=None, help="default: settings triton.checkpoint_dir")
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--arch", default=DEFAULT_ARCH, help="open_clip architecture of the backbone")
+    init.add_argument("--overwrite", action="store_true", help="replace existing checkpoints (trained ones too)")
     args = parser.parse_args(argv)
 
     directory = args.dir or get_settings().triton.checkpoint_dir
-    for path in init_untrained(directory, seed=args.seed, arch=args.arch):
+    for path in init_untrained(directory, seed=args.seed, arch=args.arch, overwrite=args.overwrite):
         print(f"{path}  {path.stat().st_size / 1e6:.1f} MB  sha256 {_sha256(path)}")
 
 

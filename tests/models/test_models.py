@@ -236,3 +236,14 @@ def test_create_clip_loads_a_local_vit_b_32_weights_file(tmp_path) -> None:
     image = to_tensor_batch([jpeg(0)], image_cfg.size, image_cfg.mean, image_cfg.std)
     with torch.inference_mode():
         assert torch.equal(saved.eval().encode_image(image), loaded.eval().encode_image(image))
+
+
+def test_init_writes_only_missing_checkpoints_and_keeps_a_trained_one(tmp_path) -> None:
+    torch.manual_seed(1)
+    trained = tmp_path / "sa_clip.pt"
+    save_checkpoint(build_model("sa_clip"), "sa_clip", trained, {"trained": True, "seed": 1})
+    written = init_untrained(tmp_path, seed=0)
+    assert sorted(p.name for p in written) == ["scene_graph.pt", "st_clip.pt"]
+    assert load_checkpoint(trained).meta["trained"] is True
+    assert len(init_untrained(tmp_path, seed=0, overwrite=True)) == 3
+    assert load_checkpoint(trained).meta["trained"] is False
