@@ -225,8 +225,9 @@ def decode(model: type[M], raw: bytes | None) -> M:
         raise InvalidMessage(f"invalid_{fields[0].split('.')[0]}" if fields else "invalid", detail) from None
 
 
-def check_key(key: bytes | None, vehicle_id: str) -> None:
+def keyed_by_vehicle(msg: Frame | GpsFix, event: Any) -> None:
     """Fleet messages must be keyed by vehicle_id: co-partitioning of frames and GPS depends on it."""
+    key, vehicle_id = event.key, msg.vehicle_id
     if key is None or key.decode("utf-8", "replace") != vehicle_id:
         raise InvalidMessage("key_mismatch", f"message key {key!r} is not its vehicle_id {vehicle_id!r}")
 

@@ -13,11 +13,10 @@ import logging
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from alerts.rules import evaluate
-from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, decode_batch
 from streams.runtime import Runtime
-from streams.schema import Alert, Scene, decode
+from streams.schema import Alert, Scene
 from streams.sinks.postgres import PostgresSink
 
 log = logging.getLogger(__name__)
@@ -44,13 +43,7 @@ def register(rt: Runtime) -> PostgresSink:
     async def fuse(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
             rt.received(topics.SCENES, *events)
-            scenes, scene_events = [], []
-            for event in events:
-                try:
-                    scenes.append(decode(Scene, event.value))
-                    scene_events.append(event)
-                except InvalidMessage as exc:
-                    await dead_letter(rt, event, "fusion", exc.reason, exc.detail)
+            scenes, scene_events = await decode_batch(rt, events, Scene, "fusion")
             new_alerts = [a for s in scenes if (a := evaluate(s, w.anomaly_threshold, w.alert_window_s))]
             try:
                 merged = await write_with_retry(scenes, new_alerts)

@@ -6,13 +6,13 @@ import logging
 
 import numpy as np
 
-from fleetscope.errors import InferenceError, InvalidMessage
+from fleetscope.errors import InferenceError
 from streams import metrics, topics
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, decode_batch
 from streams.inference.outputs import to_scene
 from streams.inference.triton_client import TritonModels
 from streams.runtime import Runtime
-from streams.schema import EnrichedFrame, decode, utcnow
+from streams.schema import EnrichedFrame, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +39,7 @@ def register(rt: Runtime) -> TritonModels:
     async def infer(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_linger_s):
             rt.received(topics.FRAMES_ENRICHED, *events)
-            batch, batch_events = [], []
-            for event in events:
-                try:
-                    batch.append(decode(EnrichedFrame, event.value))
-                    batch_events.append(event)
-                except InvalidMessage as exc:
-                    await dead_letter(rt, event, "inference", exc.reason, exc.detail)
+            batch, batch_events = await decode_batch(rt, events, EnrichedFrame, "inference")
             if not batch:
                 continue
             for event, frame, result in zip(batch_events, batch, await run_batch(batch)):

@@ -7,15 +7,16 @@ import io
 import time
 from datetime import datetime, timezone
 
+from faust.types import EventT
 from PIL import Image, UnidentifiedImageError
 
 from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
 from streams.context.gps_track import Row, nearest_fix, newest_ts
 from streams.context.st_vector import cell_id, context_vector
-from streams.deadletter import dead_letter
+from streams.deadletter import decode_or_dead_letter
 from streams.runtime import Runtime
-from streams.schema import AttachedFix, EnrichedFrame, Frame, check_key, decode, utcnow
+from streams.schema import AttachedFix, EnrichedFrame, Frame, keyed_by_vehicle, utcnow
 
 MAX_PIXELS = 4096 * 4096
 
@@ -32,6 +33,12 @@ def check_jpeg(data: bytes) -> tuple[int, int]:
             return img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidMessage("corrupt_jpeg", str(exc)[:200]) from None
+
+
+def valid_frame(frame: Frame, event: EventT) -> None:
+    """A frame must be keyed by its vehicle and carry a JPEG that decodes."""
+    keyed_by_vehicle(frame, event)
+    check_jpeg(frame.jpeg)
 
 
 def register(rt: Runtime) -> None:
@@ -58,12 +65,8 @@ def register(rt: Runtime) -> None:
     async def ingest_frames(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
             rt.received(topics.FRAMES, event)
-            try:
-                frame = decode(Frame, event.value)
-                check_key(event.key, frame.vehicle_id)
-                check_jpeg(frame.jpeg)
-            except InvalidMessage as exc:
-                await dead_letter(rt, event, "ingest", exc.reason, exc.detail)
+            frame = await decode_or_dead_letter(rt, event, Frame, "ingest", check=valid_frame)
+            if frame is None:
                 continue
             fix = await attach(frame)
             if fix is None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fleetscope.errors import InvalidMessage
 from streams import topics
-from streams.deadletter import dead_letter
+from streams.deadletter import decode_or_dead_letter
 from streams.runtime import Runtime
-from streams.schema import GpsFix, check_key, decode
+from streams.schema import GpsFix, keyed_by_vehicle
 
 
 def register(rt: Runtime) -> None:
@@ -16,10 +15,6 @@ def register(rt: Runtime) -> None:
     async def ingest_gps(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
             rt.received(topics.GPS, event)
-            try:
-                fix = decode(GpsFix, event.value)
-                check_key(event.key, fix.vehicle_id)
-            except InvalidMessage as exc:
-                await dead_letter(rt, event, "ingest", exc.reason, exc.detail)
-                continue
-            rt.gps.add(fix)
+            fix = await decode_or_dead_letter(rt, event, GpsFix, "ingest", check=keyed_by_vehicle)
+            if fix is not None:
+                rt.gps.add(fix)
