@@ -48,13 +48,13 @@ class EmbeddedBroker:
         self.process.stop(self.settings.stack.shutdown_timeout_s)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[str]:
     """Create every fleetscope topic that does not exist yet; return the names created.
 
     Creating them up front matters: a Faust worker that sends to a topic auto-created at
     runtime can hang in aiokafka's metadata loop.
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + (settings.stack.startup_timeout_s if timeout_s is None else timeout_s)
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
@@ -66,7 +66,10 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
             last_error = exc
             time.sleep(0.5)
     else:
-        raise ServiceError("broker", f"cannot reach {settings.kafka.servers} to create topics: {last_error}")
+        raise ServiceError(
+            "broker",
+            f"cannot reach {settings.kafka.servers} to create topics ({last_error}); check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
+        )
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in all_topics(settings) if t not in existing]
