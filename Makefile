@@ -1,5 +1,6 @@
 # Quick start: `make demo` runs the embedded demo, `make test` runs the test suite.
-# Both create .venv and install the project into it first (only when pyproject.toml changed).
+# Both create .venv and install the project into it first (only when pyproject.toml changed);
+# `make test` runs ruff and mypy before pytest.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -17,8 +18,13 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(VENV)/bin/fleetscope demo
 
-test: $(INSTALLED)
+test: $(INSTALLED) lint
 	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	$(VENV)/bin/fleetscope stack down || true

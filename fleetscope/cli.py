@@ -48,7 +48,9 @@ def main() -> None:
 @click.option("--vehicles", default=6, show_default=True, help="vehicles in the synthetic fleet")
 @click.option("--duration", default=60, show_default=True, help="simulated seconds to stream")
 @click.option("--seed", default=7, show_default=True, help="seed of the synthetic stream")
-@click.option("--speed", default=5.0, show_default=True, help="simulated seconds per wall second; 0 = as fast as possible")
+@click.option(
+    "--speed", default=5.0, show_default=True, help="simulated seconds per wall second; 0 = as fast as possible"
+)
 @click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for the pipeline (s)")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on the last line")
 def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, as_json: bool) -> None:
@@ -117,7 +119,8 @@ def stack_up(no_worker: bool) -> None:
             st.start()
             click.echo(
                 f"stack up: Kafka {settings.kafka.servers}, Triton gRPC {settings.triton.grpc_url}, "
-                f"metrics http://127.0.0.1:{settings.worker.metrics_port}/metrics, logs in {settings.stack.run_dir / 'logs'}"
+                f"metrics http://127.0.0.1:{settings.worker.metrics_port}/metrics, "
+                f"logs in {settings.stack.run_dir / 'logs'}"
             )
             click.echo("Ctrl-C to stop")
             while True:

@@ -69,7 +69,8 @@ class Summary:
                 f"  alerts (Postgres)        {self.alerts}  ({types})",
                 f"  road_conditions rows     {self.road_condition_rows}",
                 f"  throughput               {self.frames_per_s:.1f} frames/s",
-                f"  end-to-end latency       p50 {self.latency_p50_s * 1000:.0f} ms, p99 {self.latency_p99_s * 1000:.0f} ms",
+                f"  end-to-end latency       p50 {self.latency_p50_s * 1000:.0f} ms, "
+                f"p99 {self.latency_p99_s * 1000:.0f} ms",
                 f"  stack start / total      {self.stack_start_s:.1f} s / {self.wall_s:.1f} s",
                 f"  all frames accounted for {'yes' if self.complete else 'NO'}",
             ]
@@ -130,15 +131,23 @@ def produce(
 
 
 def collect(
-    settings: Settings, summary: Summary, frame_ids: set[str], since: datetime, timeout_s: float,
+    settings: Settings,
+    summary: Summary,
+    frame_ids: set[str],
+    since: datetime,
+    timeout_s: float,
     progress: Callable[[str], None],
 ) -> None:
     """Read fleet.scenes and fleet.deadletter until every produced frame is accounted for (bounded)."""
     consumer = KafkaConsumer(
-        settings.topic(topics.SCENES), settings.topic(topics.DEADLETTER),
+        settings.topic(topics.SCENES),
+        settings.topic(topics.DEADLETTER),
         bootstrap_servers=settings.kafka.servers.split(","),
-        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-        fetch_max_bytes=settings.kafka.max_message_bytes, max_partition_fetch_bytes=settings.kafka.max_message_bytes,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=settings.kafka.max_message_bytes,
+        max_partition_fetch_bytes=settings.kafka.max_message_bytes,
     )
     latencies: list[float] = []
     seen: set[str] = set()
@@ -166,12 +175,16 @@ def collect(
                             summary.frame_dead_letters += 1
                         elif letter.source_topic == settings.topic(topics.GPS):
                             summary.gps_dead_letters += 1
-                        summary.dead_letter_reasons[letter.reason] = summary.dead_letter_reasons.get(letter.reason, 0) + 1
+                        summary.dead_letter_reasons[letter.reason] = (
+                            summary.dead_letter_reasons.get(letter.reason, 0) + 1
+                        )
             summary.frames_processed = len(seen)
             done = summary.frames_processed + summary.frame_dead_letters
             if time.monotonic() - last_report > 5:
-                progress(f"processed {summary.frames_processed}/{summary.frames_produced} frames, "
-                         f"{summary.frame_dead_letters} dead-lettered")
+                progress(
+                    f"processed {summary.frames_processed}/{summary.frames_produced} frames, "
+                    f"{summary.frame_dead_letters} dead-lettered"
+                )
                 last_report = time.monotonic()
             if done >= summary.frames_produced:
                 summary.complete = True
@@ -185,7 +198,9 @@ def collect(
         summary.frames_per_s = len(latencies) / max(last_scene - first_produced, 1e-6)
 
 
-def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], vehicle_ids: list[str], timeout_s: float) -> None:
+def count_outputs(
+    settings: Settings, summary: Summary, frame_ids: set[str], vehicle_ids: list[str], timeout_s: float
+) -> None:
     """Count alerts and road_conditions rows of this run, once every processed frame is in PostgreSQL (bounded wait)."""
     engine = sa.create_engine(settings.postgres.url("psycopg"))
     deadline = time.monotonic() + timeout_s
@@ -193,7 +208,8 @@ def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], veh
         with engine.connect() as conn:
             while True:
                 stored = conn.execute(
-                    sa.select(sa.func.count()).select_from(frame_observations)
+                    sa.select(sa.func.count())
+                    .select_from(frame_observations)
                     .where(frame_observations.c.frame_id.in_(sorted(frame_ids)))
                 ).scalar_one()
                 conn.rollback()
@@ -201,12 +217,15 @@ def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], veh
                     break
                 time.sleep(0.5)
             rows = conn.execute(
-                sa.select(alerts.c.type, sa.func.count()).where(alerts.c.vehicle_id.in_(vehicle_ids)).group_by(alerts.c.type)
+                sa.select(alerts.c.type, sa.func.count())
+                .where(alerts.c.vehicle_id.in_(vehicle_ids))
+                .group_by(alerts.c.type)
             ).all()
             summary.alert_types = {t: n for t, n in rows}
             summary.alerts = sum(summary.alert_types.values())
             summary.road_condition_rows = conn.execute(
-                sa.select(sa.func.count()).select_from(road_conditions)
+                sa.select(sa.func.count())
+                .select_from(road_conditions)
                 .where(road_conditions.c.window_start >= toy_fleet.START)
             ).scalar_one()
     finally:
@@ -214,8 +233,13 @@ def count_outputs(settings: Settings, summary: Summary, frame_ids: set[str], veh
 
 
 def run(
-    settings: Settings, vehicles: int = 6, duration_s: int = 60, seed: int = 7, timeout_s: float = 600,
-    speed: float = 5.0, progress: Callable[[str], None] = print,
+    settings: Settings,
+    vehicles: int = 6,
+    duration_s: int = 60,
+    seed: int = 7,
+    timeout_s: float = 600,
+    speed: float = 5.0,
+    progress: Callable[[str], None] = print,
 ) -> Summary:
     """Run the demo on an already started stack and return its summary."""
     t0 = time.monotonic()
@@ -223,7 +247,9 @@ def run(
     pace = f"at {speed:g}x real time" if speed > 0 else "as fast as possible"
     progress(f"producing {duration_s} s of a {vehicles}-vehicle fleet {pace} ...")
     summary, frame_ids, vehicle_ids = produce(settings, vehicles, duration_s, seed, speed)
-    progress(f"produced {summary.frames_produced} frames and {summary.gps_produced} GPS fixes; waiting for the pipeline")
+    progress(
+        f"produced {summary.frames_produced} frames and {summary.gps_produced} GPS fixes; waiting for the pipeline"
+    )
     collect(settings, summary, frame_ids, since, timeout_s, progress)
     if not summary.complete:
         raise FleetscopeError(

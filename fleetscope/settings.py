@@ -63,7 +63,11 @@ class PostgresSettings(Section):
 
     def url(self, driver: str = "asyncpg") -> str:
         """SQLAlchemy URL with the given driver (``asyncpg`` or ``psycopg``)."""
-        raw = self.dsn.get_secret_value() if self.dsn else f"postgresql://postgres@127.0.0.1:{self.embedded_port}/fleetscope"
+        raw = (
+            self.dsn.get_secret_value()
+            if self.dsn
+            else f"postgresql://postgres@127.0.0.1:{self.embedded_port}/fleetscope"
+        )
         scheme, _, rest = raw.partition("://")
         if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
             raise ConfigError(f"FLEETSCOPE_POSTGRES__DSN must start with postgresql://, got {scheme}://")
@@ -128,9 +132,7 @@ class StackSettings(Section):
 class Settings(BaseSettings):
     """Everything configurable in fleetscope."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FLEETSCOPE_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="FLEETSCOPE_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()

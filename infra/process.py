@@ -38,7 +38,7 @@ class ManagedProcess:
 
     def start(
         self,
-        cmd: Sequence[str],
+        cmd: Sequence[str | os.PathLike[str]],
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
@@ -47,10 +47,10 @@ class ManagedProcess:
         """Spawn ``cmd`` in a new session so the whole tree can be signalled at stop."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         logf = self.log_path.open("ab")
-        log.info("starting %s: %s (log %s)", self.name, " ".join(map(str, cmd)), self.log_path)
+        log.info("starting %s: %s (log %s)", self.name, " ".join(os.fspath(c) for c in cmd), self.log_path)
         try:
             self.proc = subprocess.Popen(
-                [str(c) for c in cmd],
+                [os.fspath(c) for c in cmd],
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -60,7 +60,7 @@ class ManagedProcess:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise ServiceError(self.name, f"could not start {cmd[0]}: {exc}") from exc
+            raise ServiceError(self.name, f"could not start {os.fspath(cmd[0])}: {exc}") from exc
         finally:
             logf.close()
 

@@ -35,12 +35,20 @@ def _backend_dir(run_dir: Path) -> Path:
     home = _triton_home()
     target = run_dir / "triton_backends" / "python"
     target.mkdir(parents=True, exist_ok=True)
-    stub = home / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    stub = (
+        home
+        / "python_backend_stubs"
+        / f"{sys.version_info.major}.{sys.version_info.minor}"
+        / "triton_python_backend_stub"
+    )
     if not stub.exists():
         raise ServiceError("triton", f"no python backend stub for Python {sys.version_info[:2]} at {stub}")
     # Symlinks, not copies: the stub finds its bundled libcudart relative to its real location.
-    for source in (home / "backends" / "python" / "libtriton_python.so",
-                   home / "backends" / "python" / "triton_python_backend_utils.py", stub):
+    for source in (
+        home / "backends" / "python" / "libtriton_python.so",
+        home / "backends" / "python" / "triton_python_backend_utils.py",
+        stub,
+    ):
         link = target / source.name
         if link.is_symlink() or link.exists():
             link.unlink()
@@ -72,7 +80,9 @@ def ensure_checkpoints(settings: Settings) -> None:
     log.warning("no checkpoint for %s in %s: writing untrained seed-0 weights", ", ".join(missing), ckpt)
     out = subprocess.run(
         [sys.executable, "-m", "models.checkpoints", "init", "--dir", str(ckpt), "--seed", "0"],
-        capture_output=True, text=True, timeout=settings.stack.startup_timeout_s,
+        capture_output=True,
+        text=True,
+        timeout=settings.stack.startup_timeout_s,
     )
     if out.returncode != 0:
         raise ServiceError("triton", "could not write untrained checkpoints", (out.stdout + out.stderr)[-3000:])
@@ -97,10 +107,11 @@ class EmbeddedTriton:
             require_free_port(self.name, port, setting)
         if not (self.t.model_repository / MODELS[0] / "config.pbtxt").exists():
             raise ServiceError(
-                self.name, f"{self.t.model_repository} is not a model repository; set FLEETSCOPE_TRITON__MODEL_REPOSITORY"
+                self.name,
+                f"{self.t.model_repository} is not a model repository; set FLEETSCOPE_TRITON__MODEL_REPOSITORY",
             )
         ensure_checkpoints(self.settings)
-        cmd: list[str | Path] = [
+        cmd: list[str | os.PathLike[str]] = [
             _triton_home() / "bin" / "tritonserver",
             f"--model-repository={self.t.model_repository}",
             f"--backend-directory={_backend_dir(self.settings.stack.run_dir)}",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -88,12 +87,22 @@ def train(out: Path, seed: int, steps: int, batch: int, n_train: int, n_val: int
     auc_after = evaluate(model, x_val, val_y)
     wall = time.monotonic() - t0
     meta = {
-        "trained": True, "seed": seed, "data": "sim.toy_fleet obstacle frames (synthetic)", "steps": steps,
-        "batch": batch, "n_train": n_train, "n_val": n_val, "val_auc": round(auc_after, 4), "wall_s": round(wall, 1),
+        "trained": True,
+        "seed": seed,
+        "data": "sim.toy_fleet obstacle frames (synthetic)",
+        "steps": steps,
+        "batch": batch,
+        "n_train": n_train,
+        "n_val": n_val,
+        "val_auc": round(auc_after, 4),
+        "wall_s": round(wall, 1),
         "command": f"python -m models.train_toy_sa_clip --out {out} --seed {seed} --steps {steps}",
     }
     save_checkpoint(model, "sa_clip", out, meta)
-    print(f"held-out toy frames (seed {seed + 1000}, n={n_val}): obstacle AUC {auc_before:.3f} untrained -> {auc_after:.3f}")
+    print(
+        f"held-out toy frames (seed {seed + 1000}, n={n_val}): "
+        f"obstacle AUC {auc_before:.3f} untrained -> {auc_after:.3f}"
+    )
     print(f"wall time {wall:.0f}s; wrote {out}")
     return {"auc_before": auc_before, "auc_after": auc_after, "wall_s": wall}
 
@@ -113,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--train-frames", type=int, default=1024)
     parser.add_argument("--val-frames", type=int, default=256)
-    parser.add_argument("--if-untrained", action="store_true", help="do nothing if --out is already a trained checkpoint")
+    parser.add_argument(
+        "--if-untrained", action="store_true", help="do nothing if --out is already a trained checkpoint"
+    )
     args = parser.parse_args(argv)
     if args.if_untrained and is_trained(args.out):
         print(f"{args.out} is already trained; nothing to do")
@@ -123,4 +134,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

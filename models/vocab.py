@@ -20,10 +20,22 @@ ASPECTS: dict[str, tuple[str, ...]] = {
 
 # Scene-graph object classes and predicates.
 OBJECT_CLASSES: tuple[str, ...] = (
-    "car", "truck", "bus", "cyclist", "pedestrian", "traffic light", "obstacle",
+    "car",
+    "truck",
+    "bus",
+    "cyclist",
+    "pedestrian",
+    "traffic light",
+    "obstacle",
 )
 PREDICATES: tuple[str, ...] = (
-    "in front of", "left of", "right of", "following", "crossing", "parked on", "collides with",
+    "in front of",
+    "left of",
+    "right of",
+    "following",
+    "crossing",
+    "parked on",
+    "collides with",
 )
 
 # SA-CLIP relation prompts: normal ones first, then one anomalous prompt per anomaly type.
@@ -50,16 +62,16 @@ NUM_TRIPLETS = 32
 
 # Spatio-temporal context vector sent with every frame to st_clip (float32, this layout).
 ST_CONTEXT_FIELDS: tuple[str, ...] = (
-    "has_context",        # 1 when a GPS fix was attached, 0 = explicit "no context"
-    "speed_norm",         # vehicle speed / 30 m/s
+    "has_context",  # 1 when a GPS fix was attached, 0 = explicit "no context"
+    "speed_norm",  # vehicle speed / 30 m/s
     "heading_sin",
     "heading_cos",
-    "accuracy_norm",      # GPS accuracy / 50 m
-    "hour_sin",           # local time of day
+    "accuracy_norm",  # GPS accuracy / 50 m
+    "hour_sin",  # local time of day
     "hour_cos",
-    "weekday_norm",       # 0..1
-    "fix_age_norm",       # |frame time - fix time| / tolerance
-    "road_class_norm",    # segment static attributes (0 until map matching provides them)
+    "weekday_norm",  # 0..1
+    "fix_age_norm",  # |frame time - fix time| / tolerance
+    "road_class_norm",  # segment static attributes (0 until map matching provides them)
     "lanes_norm",
     "speed_limit_norm",
     "segment_length_norm",

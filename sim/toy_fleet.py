@@ -38,7 +38,9 @@ def render_frame(rng: random.Random, obstacle: bool) -> bytes:
     d = ImageDraw.Draw(img)
     horizon = SIZE // 2 + rng.randint(-10, 10)
     d.rectangle([0, horizon, SIZE, SIZE], fill=(70, 90, 60))
-    d.polygon([(SIZE // 2 - 8, horizon), (SIZE // 2 + 8, horizon), (SIZE, SIZE), (0, SIZE)], fill=(rng.randint(60, 100),) * 3)
+    d.polygon(
+        [(SIZE // 2 - 8, horizon), (SIZE // 2 + 8, horizon), (SIZE, SIZE), (0, SIZE)], fill=(rng.randint(60, 100),) * 3
+    )
     for y in range(horizon + 6, SIZE, 18):
         d.line([(SIZE // 2, y), (SIZE // 2, y + 8)], fill=(230, 230, 230), width=max(1, (y - horizon) // 20))
     for _ in range(rng.randint(0, 4)):
@@ -71,8 +73,13 @@ def stream(n_vehicles: int, duration_s: int, frame_every_s: int = 2, seed: int =
             lat = ORIGIN[0] + dist * math.cos(heading) / 111_320 + rng.gauss(0, 5) / 111_320
             lon = ORIGIN[1] + dist * math.sin(heading) / (111_320 * math.cos(math.radians(ORIGIN[0])))
             yield GpsFix(
-                vehicle_id=v.vehicle_id, ts=ts, lat=lat, lon=lon,
-                speed_mps=v.speed_mps, heading_deg=v.heading_deg, accuracy_m=5.0,
+                vehicle_id=v.vehicle_id,
+                ts=ts,
+                lat=lat,
+                lon=lon,
+                speed_mps=v.speed_mps,
+                heading_deg=v.heading_deg,
+                accuracy_m=5.0,
             )
             if t % frame_every_s == 0:
                 yield Frame(

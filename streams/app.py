@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 
 from fleetscope.settings import Settings
 from streams import metrics
+from streams.context.gps_track import RecentFixes
 from streams.fusion import agent as fusion
 from streams.inference import agent as inference
 from streams.ingest import frames, gps
-from streams.context.gps_track import RecentFixes
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def create_app(settings: Settings) -> Runtime:
     async def report_lag_and_readiness() -> None:
         assignment = app.consumer.assignment()
         # Ready means partitions assigned and any table recovery done (none today; stays true when tables arrive).
-        recovered = app.tables.recovery.completed.is_set() and not app.in_recovery
+        recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
         metrics.WORKER_READY.set(1 if assignment and recovered and not app.rebalancing else 0)
         for tp in assignment:
             last = rt.read_offsets.get((tp.topic, tp.partition))
@@ -54,17 +56,18 @@ def create_app(settings: Settings) -> Runtime:
                 behind = highwater - (last + 1 if last is not None else 0)
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
 
-    @app.on_partitions_assigned.connect
-    async def log_assignment(sender: faust.App, assigned: set, **kwargs: object) -> None:  # type: ignore[type-arg]
+    # faust's Signal.connect annotation accepts no async handler, hence the ignores below.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def log_assignment(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         log.info("assigned %d partitions", len(assigned))
 
-    @app.on_partitions_revoked.connect
-    async def not_ready_on_revoke(sender: faust.App, revoked: set, **kwargs: object) -> None:  # type: ignore[type-arg]
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def not_ready_on_revoke(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         metrics.WORKER_READY.set(0)
 
     # Sent once the consumer has stopped, so no agent still uses the clients.
-    @app.on_before_shutdown.connect
-    async def close_clients(sender: faust.App, **kwargs: object) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_clients(sender: Any, **kwargs: Any) -> None:
         await triton.close()
         await sink.close()
         log.info("worker stopped: Triton and PostgreSQL clients closed")

@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
-
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
@@ -40,7 +38,9 @@ async def dead_letter(rt: "Runtime", event: "EventT", stage: str, reason: str, e
     )
     await rt.send(topics.DEADLETTER, msg.key, letter.encode())
     metrics.DEAD_LETTERS.labels(stage, reason).inc()
-    log.warning("dead letter %s/%d@%d stage=%s reason=%s: %s", msg.topic, msg.partition, msg.offset, stage, reason, error[:300])
+    log.warning(
+        "dead letter %s/%d@%d stage=%s reason=%s: %s", msg.topic, msg.partition, msg.offset, stage, reason, error[:300]
+    )
 
 
 async def decode_or_dead_letter(

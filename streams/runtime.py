@@ -48,4 +48,3 @@ class Runtime:
         for event in events:
             msg = event.message
             self.read_offsets[(msg.topic, msg.partition)] = msg.offset
-

@@ -26,7 +26,7 @@ from pydantic import (
 from fleetscope.errors import InvalidMessage
 from models.vocab import ST_CONTEXT_DIM
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 def _b64decode(value: Any) -> bytes:

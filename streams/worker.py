@@ -19,7 +19,10 @@ def run_worker(settings: Settings) -> None:
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     log.info(
         "worker %s: broker %s, Triton %s, metrics on :%s",
-        settings.worker.app_id, settings.kafka.servers, settings.triton.grpc_url, settings.worker.metrics_port,
+        settings.worker.app_id,
+        settings.kafka.servers,
+        settings.triton.grpc_url,
+        settings.worker.metrics_port,
     )
     worker = faust.Worker(rt.app, loglevel=settings.log_level, quiet=True, override_logging=True)
     worker.execute_from_commandline()

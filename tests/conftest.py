@@ -37,7 +37,9 @@ def stack_settings(run_dir: Path, **worker: object) -> Settings:
         kafka={"embedded_port": kafka, "partitions": 2},
         postgres={"embedded_port": pg},
         triton={
-            "embedded_http_port": http, "embedded_grpc_port": grpc, "embedded_metrics_port": tmetrics,
+            "embedded_http_port": http,
+            "embedded_grpc_port": grpc,
+            "embedded_metrics_port": tmetrics,
             "request_timeout_s": 30,
         },
         worker={"metrics_port": metrics, **worker},

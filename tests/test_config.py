@@ -31,7 +31,9 @@ def test_an_unknown_setting_is_rejected_rather_than_ignored():
 
 
 def test_two_embedded_services_on_one_port_fail_with_both_names():
-    with pytest.raises(ConfigError, match="kafka.embedded_port and .*15432|postgres.embedded_port and kafka.embedded_port"):
+    with pytest.raises(
+        ConfigError, match="kafka.embedded_port and .*15432|postgres.embedded_port and kafka.embedded_port"
+    ):
         load_settings(kafka={"embedded_port": 15432}, postgres={"embedded_port": 15432})
 
 

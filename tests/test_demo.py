@@ -18,7 +18,10 @@ def test_demo_json_summary_accounts_for_every_frame(tmp_path):
     env.pop("FLEETSCOPE_TRITON__CHECKPOINT_DIR")
     out = subprocess.run(
         [sys.executable, "-m", "fleetscope", "demo", "--json", "--duration", "20", "--speed", "0"],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])

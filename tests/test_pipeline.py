@@ -33,8 +33,13 @@ def make_frame(vehicle_id: str, n: int, seed: int = 1) -> Frame:
 
 def make_fix(vehicle_id: str, n: int) -> GpsFix:
     return GpsFix(
-        vehicle_id=vehicle_id, ts=T0 + timedelta(seconds=2 * n), lat=60.17 + n * 1e-4, lon=24.94,
-        speed_mps=12.0, heading_deg=0.0, accuracy_m=5.0,
+        vehicle_id=vehicle_id,
+        ts=T0 + timedelta(seconds=2 * n),
+        lat=60.17 + n * 1e-4,
+        lon=24.94,
+        speed_mps=12.0,
+        heading_deg=0.0,
+        accuracy_m=5.0,
     )
 
 
@@ -75,7 +80,14 @@ def test_a_frame_with_gps_produces_a_scene_an_alert_and_road_conditions(settings
     assert scene.vehicle_id == vehicle_id
     assert scene.gps is not None and abs(scene.gps.offset_s + 0.2) < 1e-6
     assert scene.cell_id is not None
-    assert set(scene.aspects) == {"scene_type", "surface", "road_width", "accessibility", "weather_lighting", "congestion"}
+    assert set(scene.aspects) == {
+        "scene_type",
+        "surface",
+        "road_width",
+        "accessibility",
+        "weather_lighting",
+        "congestion",
+    }
     for aspect in scene.aspects.values():
         assert abs(sum(aspect.probs.values()) - 1) < 1e-3 and aspect.label in aspect.probs
     assert 0.0 <= scene.anomaly.score <= 1.0
@@ -180,7 +192,8 @@ def table_snapshot(settings: Settings, vehicle_id: str, frame_ids: list[str]) ->
     try:
         with eng.connect() as conn:
             obs = conn.execute(
-                sa.select(frame_observations).where(frame_observations.c.frame_id.in_(frame_ids))
+                sa.select(frame_observations)
+                .where(frame_observations.c.frame_id.in_(frame_ids))
                 .order_by(frame_observations.c.frame_id)
             ).all()
             alert_rows = conn.execute(
@@ -188,14 +201,18 @@ def table_snapshot(settings: Settings, vehicle_id: str, frame_ids: list[str]) ->
             ).all()
             cells = sorted({o.cell_id for o in obs if o.cell_id})
             rc = conn.execute(
-                sa.select(road_conditions).where(road_conditions.c.cell_id.in_(cells))
+                sa.select(road_conditions)
+                .where(road_conditions.c.cell_id.in_(cells))
                 .order_by(road_conditions.c.cell_id, road_conditions.c.window_start)
             ).all()
     finally:
         eng.dispose()
     drop = {"inserted_at", "created_at", "updated_at"}
     return {
-        name: [json.dumps({k: v for k, v in r._mapping.items() if k not in drop}, default=str, sort_keys=True) for r in rows]
+        name: [
+            json.dumps({k: v for k, v in r._mapping.items() if k not in drop}, default=str, sort_keys=True)
+            for r in rows
+        ]
         for name, rows in (("frame_observations", obs), ("alerts", alert_rows), ("road_conditions", rc))
     }
 

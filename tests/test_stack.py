@@ -38,7 +38,10 @@ def test_sigterm_stops_every_service_it_started(tmp_path):
     env.update(settings.to_env())
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetscope", "stack", "up"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines = []
     deadline = time.monotonic() + 180

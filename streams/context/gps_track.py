@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import bisect
 from datetime import datetime, timezone
+from typing import Any
 
 from streams.schema import AttachedFix, GpsFix
 
-Row = list[float | None]
+Row = list[Any]  # [epoch_s, lat, lon, speed_mps, heading_deg, accuracy_m]; the last three may be None
 
 
 def add_fix(history: list[Row], fix: GpsFix, keep: int) -> list[Row]:
     """A new history with ``fix`` inserted in time order (a repeated timestamp replaces), newest ``keep`` kept."""
     row: Row = [fix.ts.timestamp(), fix.lat, fix.lon, fix.speed_mps, fix.heading_deg, fix.accuracy_m]
     rows = [r for r in history if r[0] != row[0]]
-    bisect.insort(rows, row, key=lambda r: r[0])  # type: ignore[arg-type, return-value]
+    bisect.insort(rows, row, key=lambda r: r[0])
     return rows[-keep:]
 
 
@@ -33,14 +34,14 @@ def nearest_fix(history: list[Row], at: datetime, tolerance_s: float) -> Attache
     if not history:
         return None
     t = at.timestamp()
-    best = min(history, key=lambda r: abs(float(r[0]) - t))  # type: ignore[arg-type]
-    offset = float(best[0]) - t  # type: ignore[arg-type]
+    best = min(history, key=lambda r: abs(float(r[0]) - t))
+    offset = float(best[0]) - t
     if abs(offset) > tolerance_s:
         return None
     return AttachedFix(
-        ts=datetime.fromtimestamp(float(best[0]), timezone.utc),  # type: ignore[arg-type]
-        lat=float(best[1]),  # type: ignore[arg-type]
-        lon=float(best[2]),  # type: ignore[arg-type]
+        ts=datetime.fromtimestamp(float(best[0]), timezone.utc),
+        lat=float(best[1]),
+        lon=float(best[2]),
         speed_mps=best[3],
         heading_deg=best[4],
         accuracy_m=best[5],
@@ -49,7 +50,7 @@ def nearest_fix(history: list[Row], at: datetime, tolerance_s: float) -> Attache
 
 
 def newest_ts(history: list[Row]) -> float | None:
-    return float(history[-1][0]) if history else None  # type: ignore[arg-type]
+    return float(history[-1][0]) if history else None
 
 
 class RecentFixes:

@@ -42,7 +42,7 @@ def register(rt: Runtime) -> TritonModels:
             batch, batch_events = await decode_batch(rt, events, EnrichedFrame, "inference")
             if not batch:
                 continue
-            for event, frame, result in zip(batch_events, batch, await run_batch(batch)):
+            for event, frame, result in zip(batch_events, batch, await run_batch(batch), strict=True):
                 if isinstance(result, Exception):
                     await dead_letter(rt, event, "inference", "inference_failed", str(result))
                     continue

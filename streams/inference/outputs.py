@@ -9,37 +9,37 @@ from streams.inference.triton_client import Outputs
 from streams.schema import AnomalyResult, AspectResult, EnrichedFrame, Scene, SceneObject, Triplet, utcnow
 
 
-def to_scene(
-    frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs, object_threshold: float
-) -> Scene:
+def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs, object_threshold: float) -> Scene:
     """The scene of the ``i``-th frame of a batch."""
     aspects = {}
     for aspect, labels in ASPECTS.items():
         probs = st[f"ASPECT_{aspect.upper()}"][i]
         aspects[aspect] = AspectResult(
-            label=labels[int(np.argmax(probs))], probs={lab: round(float(p), 5) for lab, p in zip(labels, probs)}
+            label=labels[int(np.argmax(probs))],
+            probs={lab: round(float(p), 5) for lab, p in zip(labels, probs, strict=True)},
         )
 
     relation = sa["RELATION_SCORES"][i]
-    anomalous = relation[len(NORMAL_PROMPTS):]
+    anomalous = relation[len(NORMAL_PROMPTS) :]
     anomaly = AnomalyResult(
         score=float(sa["ANOMALY_SCORE"][i].reshape(-1)[0]),
         type=ANOMALY_TYPES[int(np.argmax(anomalous))],
-        relation_scores={p: round(float(s), 5) for p, s in zip(RELATION_PROMPTS, relation)},
+        relation_scores={p: round(float(s), 5) for p, s in zip(RELATION_PROMPTS, relation, strict=True)},
     )
 
     # Keep confident objects only; triplets must refer to kept objects (re-indexed).
     kept: dict[int, int] = {}
-    objects = []
-    for q, (box, cls, score) in enumerate(zip(sg["BOXES"][i], sg["CLASS_IDS"][i], sg["CLASS_SCORES"][i])):
+    objects: list[SceneObject] = []
+    for q, (box, cls, score) in enumerate(zip(sg["BOXES"][i], sg["CLASS_IDS"][i], sg["CLASS_SCORES"][i], strict=True)):
         if score >= object_threshold and 0 <= cls < len(OBJECT_CLASSES):
             kept[q] = len(objects)
+            x1, y1, x2, y2 = (round(float(v), 4) for v in box)
             objects.append(
-                SceneObject(box=tuple(round(float(v), 4) for v in box), label=OBJECT_CLASSES[int(cls)], score=round(float(score), 4))  # type: ignore[arg-type]
+                SceneObject(box=(x1, y1, x2, y2), label=OBJECT_CLASSES[int(cls)], score=round(float(score), 4))
             )
     triplets = [
         Triplet(subject=kept[int(s)], predicate=PREDICATES[int(p)], object=kept[int(o)], score=round(float(score), 5))
-        for (s, p, o), score in zip(sg["TRIPLETS"][i], sg["TRIPLET_SCORES"][i])
+        for (s, p, o), score in zip(sg["TRIPLETS"][i], sg["TRIPLET_SCORES"][i], strict=True)
         if int(s) in kept and int(o) in kept and 0 <= int(p) < len(PREDICATES)
     ]
     f = frame.frame

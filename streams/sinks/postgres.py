@@ -90,10 +90,15 @@ class PostgresSink:
             merged = [await _upsert_alert(conn, a) for a in new_alerts]
             touched = {(s.cell_id, window_bounds(s.captured_at, w.road_window_s)[0]) for s in scenes if s.cell_id}
             if touched:
-                cells, starts = zip(*sorted(touched))
+                cells, starts = zip(*sorted(touched), strict=True)
                 await conn.execute(
                     _RECOMPUTE_ROAD_CONDITIONS,
-                    {"cells": list(cells), "starts": list(starts), "window_s": w.road_window_s, "threshold": w.anomaly_threshold},
+                    {
+                        "cells": list(cells),
+                        "starts": list(starts),
+                        "window_s": w.road_window_s,
+                        "threshold": w.anomaly_threshold,
+                    },
                 )
         metrics.SINK_ROWS.labels("frame_observations").inc(len(rows))
         metrics.SINK_ROWS.labels("alerts").inc(len(merged))
@@ -117,10 +122,10 @@ async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
         "frame_ids": alert.evidence["frame_ids"],
         "evidence": alert.evidence,
     }
-    stmt = insert(alerts).values(row)
-    ex, cur = stmt.excluded, alerts.c
+    new = insert(alerts).values(row)
+    ex, cur = new.excluded, alerts.c
     higher = ex.score > cur.score
-    stmt = stmt.on_conflict_do_update(
+    stmt = new.on_conflict_do_update(
         index_elements=[cur.alert_id],
         set_={
             "score": sa.func.greatest(cur.score, ex.score),
@@ -129,15 +134,13 @@ async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
             "lat": sa.func.coalesce(cur.lat, ex.lat),
             "lon": sa.func.coalesce(cur.lon, ex.lon),
             "cell_id": sa.func.coalesce(cur.cell_id, ex.cell_id),
-            "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f")))).select_from(
-                sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f")
-            ).scalar_subquery(),
+            "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f"))))
+            .select_from(sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f"))
+            .scalar_subquery(),
             "updated_at": sa.func.now(),
         },
     ).returning(alerts)
     merged = (await conn.execute(stmt)).mappings().one()
     evidence = dict(merged["evidence"])
     evidence["frame_ids"] = sorted(merged["frame_ids"])
-    return alert.model_copy(
-        update={"severity": merged["severity"], "score": merged["score"], "evidence": evidence}
-    )
+    return alert.model_copy(update={"severity": merged["severity"], "score": merged["score"], "evidence": evidence})

@@ -47,7 +47,13 @@ def test_invalid_gps_messages_are_rejected_with_a_reason(raw, reason):
 
 
 def test_a_frame_round_trips_through_its_json_encoding():
-    frame = Frame(vehicle_id="v1", frame_id="f1", captured_at=T0, jpeg=render_frame(__import__("random").Random(0), False), camera=CAMERA)
+    frame = Frame(
+        vehicle_id="v1",
+        frame_id="f1",
+        captured_at=T0,
+        jpeg=render_frame(__import__("random").Random(0), False),
+        camera=CAMERA,
+    )
     assert decode(Frame, frame.encode()) == frame
     assert isinstance(json.loads(frame.encode())["jpeg"], str)
 
@@ -104,10 +110,17 @@ def test_cells_group_nearby_positions_and_separate_distant_ones():
 def scene(score: float, frame_id: str = "f1", seconds: float = 0) -> Scene:
     relation = {t: 0.0 for t in ANOMALY_TYPES}
     return Scene(
-        frame_id=frame_id, vehicle_id="v1", captured_at=T0 + timedelta(seconds=seconds), gps=None, cell_id=None,
+        frame_id=frame_id,
+        vehicle_id="v1",
+        captured_at=T0 + timedelta(seconds=seconds),
+        gps=None,
+        cell_id=None,
         aspects={"congestion": AspectResult(label="free flow", probs={"free flow": 1.0})},
         anomaly=AnomalyResult(score=score, type="obstacle", relation_scores=relation),
-        objects=[], triplets=[], ingested_at=T0, inferred_at=T0,
+        objects=[],
+        triplets=[],
+        ingested_at=T0,
+        inferred_at=T0,
     )
 
 
