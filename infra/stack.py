@@ -138,13 +138,17 @@ def reap_leftovers(settings: Settings) -> list[str]:
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C so ``finally`` blocks stop the stack either way."""
+    """Raise KeyboardInterrupt on SIGINT and SIGTERM so ``finally`` blocks stop the stack either way.
+
+    SIGINT is set explicitly too: a process started in the background by a shell inherits it ignored.
+    """
 
     def _raise(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _raise)
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

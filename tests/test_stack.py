@@ -9,7 +9,9 @@ import sys
 import time
 
 import psutil
+import pytest
 
+from infra.stack import reap_leftovers
 from tests.conftest import stack_settings
 
 
@@ -32,7 +34,13 @@ def all_descendants_by_session(sessions: set[int]) -> list[psutil.Process]:
     return alive
 
 
-def test_sigterm_stops_every_service_it_started(tmp_path):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# SIGINT is sent to a process that inherited it ignored, as a shell's background job does.
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_stops_every_service_it_started(tmp_path, sig):
     settings = stack_settings(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
     env.update(settings.to_env())
@@ -42,27 +50,38 @@ def test_sigterm_stops_every_service_it_started(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ignore_sigint if sig == signal.SIGINT else None,
     )
-    lines = []
-    deadline = time.monotonic() + 180
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("stack up"):
-            break
-    assert any(line.startswith("stack up") for line in lines), "".join(lines[-40:])
+    try:
+        lines = []
+        deadline = time.monotonic() + 180
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("stack up"):
+                break
+        assert any(line.startswith("stack up") for line in lines), "".join(lines[-40:])
 
-    children = descendants(proc.pid)
-    names = " ".join(" ".join(c.cmdline()) for c in children)
-    for expected in ("tansu", "postgres", "tritonserver", "triton_python_backend_stub", "fleetscope worker"):
-        assert expected in names, f"{expected} not running: {names}"
-    sessions = {os.getsid(c.pid) for c in children}
+        children = descendants(proc.pid)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        for expected in ("tansu", "postgres", "tritonserver", "triton_python_backend_stub", "fleetscope worker"):
+            assert expected in names, f"{expected} not running: {names}"
+        sessions = {os.getsid(c.pid) for c in children}
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0, "".join(lines[-40:])
-    time.sleep(0.5)
-    assert all_descendants_by_session(sessions) == []
-    assert not (settings.stack.run_dir / "pids.json").exists()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=120) == 0, "".join(lines[-40:])
+        time.sleep(0.5)
+        assert all_descendants_by_session(sessions) == []
+        assert not (settings.stack.run_dir / "pids.json").exists()
+    finally:
+        # A failed run must not leave its stack behind for the tests that follow.
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        reap_leftovers(settings)
