@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
@@ -72,9 +72,9 @@ class Stack:
         service.start()
         self.timings[service.name] = time.monotonic() - t0
 
-    def _step(self, name: str, fn: object) -> None:
+    def _step(self, name: str, fn: Callable[[], object]) -> None:
         t0 = time.monotonic()
-        fn()  # type: ignore[operator]
+        fn()
         self.timings[name] = time.monotonic() - t0
 
     def stop(self) -> None:

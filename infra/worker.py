@@ -12,21 +12,20 @@ from infra.process import ManagedProcess, require_free_port
 
 
 class WorkerProcess:
-    """``fleetscope worker`` with the stack's settings; ready once it reports partitions assigned."""
+    """``fleetscope worker`` with the stack's settings; ready once it reports partitions assigned and recovered."""
 
-    def __init__(self, settings: Settings, index: int = 0) -> None:
+    name = "worker"
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.index = index
-        self.name = "worker" if index == 0 else f"worker-{index}"
-        self.metrics_port = settings.worker.metrics_port + index if settings.worker.metrics_port else 0
-        self.process = ManagedProcess(self.name, settings.stack.run_dir / "logs" / f"{self.name}.log")
+        self.metrics_port = settings.worker.metrics_port
+        self.process = ManagedProcess(self.name, settings.stack.run_dir / "logs" / "worker.log")
 
     def start(self) -> None:
         if self.metrics_port:
             require_free_port(self.name, self.metrics_port, "FLEETSCOPE_WORKER__METRICS_PORT")
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
         env.update(self.settings.to_env())
-        env["FLEETSCOPE_WORKER__METRICS_PORT"] = str(self.metrics_port)
         env["PYTHONUNBUFFERED"] = "1"
         self.process.start([sys.executable, "-m", "fleetscope", "worker"], env=env)
         if self.metrics_port:
