@@ -190,6 +190,12 @@ class Settings(BaseSettings):
                 env[f"FLEETSCOPE_{section}".upper()] = str(value)
         return env
 
+    def process_env(self) -> dict[str, str]:
+        """This process's environment with its FLEETSCOPE_* variables replaced by these settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
+        env.update(self.to_env())
+        return env
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment (and FLEETSCOPE_ENV_FILE); raise ConfigError saying what to fix."""

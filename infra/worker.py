@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import urllib.request
@@ -24,8 +23,7 @@ class WorkerProcess:
     def start(self) -> None:
         if self.metrics_port:
             require_free_port(self.name, self.metrics_port, "FLEETSCOPE_WORKER__METRICS_PORT")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
-        env.update(self.settings.to_env())
+        env = self.settings.process_env()
         env["PYTHONUNBUFFERED"] = "1"
         self.process.start([sys.executable, "-m", "fleetscope", "worker"], env=env)
         if self.metrics_port:

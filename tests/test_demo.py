@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -12,8 +11,7 @@ from tests.conftest import stack_settings
 
 def test_demo_json_summary_accounts_for_every_frame(tmp_path):
     settings = stack_settings(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
-    env.update(settings.to_env())
+    env = settings.process_env()
     # Share the default checkpoint directory so the SA-CLIP fine-tune runs once per machine.
     env.pop("FLEETSCOPE_TRITON__CHECKPOINT_DIR")
     out = subprocess.run(

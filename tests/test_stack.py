@@ -42,8 +42,7 @@ def _ignore_sigint() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_stops_every_service_it_started(tmp_path, sig):
     settings = stack_settings(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
-    env.update(settings.to_env())
+    env = settings.process_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetscope", "stack", "up"],
         env=env,
