@@ -6,7 +6,7 @@ Changing an order here changes the model interface: bump ``INTERFACE_VERSION``.
 
 from __future__ import annotations
 
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2
 
 # ST-CLIP aspects, in output order; each is one Triton output named ASPECT_<NAME.upper()>.
 ASPECTS: dict[str, tuple[str, ...]] = {
@@ -34,7 +34,7 @@ PREDICATES: tuple[str, ...] = (
     "right of",
     "following",
     "crossing",
-    "parked on",
+    "passing",
     "collides with",
 )
 
