@@ -14,9 +14,12 @@ import click
 
 from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
+from sim.bench import bench_render
+from sim.cli import simulate
 
 
-def _settings() -> Settings:
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 with the message naming the variable to fix."""
     try:
         return load_settings()
     except ConfigError as exc:
@@ -61,7 +64,7 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
     from fleetscope import demo as demo_run
     from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings, quiet=as_json)
     progress = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     stack = Stack(settings)
@@ -95,7 +98,7 @@ def worker() -> None:
     """Run the Faust worker against the configured broker, Triton and PostgreSQL (Ctrl-C stops it)."""
     from streams.worker import run_worker
 
-    settings = _settings()
+    settings = settings_or_exit()
     run_worker(settings)
 
 
@@ -110,7 +113,7 @@ def stack_up(no_worker: bool) -> None:
     """Start every unconfigured service locally and keep it running until Ctrl-C or SIGTERM."""
     from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings)
     st = Stack(settings, with_worker=not no_worker)
     try:
@@ -139,7 +142,7 @@ def stack_down() -> None:
     """Kill services left behind by a stack that was killed (uses the run directory's pid file)."""
     from infra.stack import reap_leftovers
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings)
     killed = reap_leftovers(settings)
     click.echo(f"killed: {', '.join(killed)}" if killed else "nothing left running")
@@ -150,7 +153,7 @@ def topics() -> None:
     """Create fleetscope's topics on the configured broker (production: run once before the workers)."""
     from infra.broker import ensure_topics
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings)
     created = ensure_topics(settings)
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
@@ -161,7 +164,7 @@ def schema() -> None:
     """Create fleetscope's tables on the configured PostgreSQL."""
     from infra.postgres import apply_schema
 
-    settings = _settings()
+    settings = settings_or_exit()
     _logging(settings)
     apply_schema(settings)
     click.echo("schema applied")
@@ -172,7 +175,18 @@ def config() -> None:
     """Print the effective settings (secrets masked)."""
     import json
 
-    click.echo(json.dumps(_settings().masked(), indent=2, default=str))
+    click.echo(json.dumps(settings_or_exit().masked(), indent=2, default=str))
+
+
+main.add_command(simulate)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: commands that print measured figures."""
+
+
+bench.add_command(bench_render)
 
 
 if __name__ == "__main__":

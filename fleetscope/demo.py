@@ -1,6 +1,6 @@
 """The embedded demo: start the stack, stream a small fleet through it, wait for every frame, summarise.
 
-The stream is deterministic (``sim.toy_fleet``, synthetic) and includes bad input on purpose:
+The stream comes from the simulator (``sim``, synthetic, deterministic from the seed) and includes bad input on purpose:
 corrupt JPEGs, a message that is not JSON and a GPS fix with NaN coordinates, all of which must
 land in the dead-letter topic while everything else is processed.
 """
@@ -22,13 +22,16 @@ from kafka import KafkaConsumer
 
 from fleetscope.errors import FleetscopeError
 from fleetscope.settings import Settings
-from sim import toy_fleet
 from streams import topics
 from streams.producer import FleetProducer
 from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
 from streams.sinks.tables import alerts, frame_observations, road_conditions
 
 log = logging.getLogger(__name__)
+
+# A Monday morning rush hour in Helsinki; incidents are frequent so that a minute shows several.
+START = datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc)
+DEMO_INCIDENT_RATE = 150.0
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Summary:
     speed: float
     frames_produced: int
     gps_produced: int
+    true_anomaly_frames: int = 0
     frames_processed: int = 0
     frame_dead_letters: int = 0
     gps_dead_letters: int = 0
@@ -58,10 +62,10 @@ class Summary:
         types = ", ".join(f"{k} {v}" for k, v in sorted(self.alert_types.items())) or "none"
         return "\n".join(
             [
-                "fleetscope demo summary (synthetic toy fleet; SA-CLIP fine-tuned on toy obstacle frames,"
-                " ST-CLIP and scene graph untrained)",
+                "fleetscope demo summary (simulated fleet, synthetic data; SA-CLIP briefly fine-tuned on"
+                " simulator frames, ST-CLIP and scene graph untrained)",
                 f"  vehicles                 {self.vehicles} (stream at {self.speed:g}x real time; 0 = unpaced)",
-                f"  frames produced          {self.frames_produced}",
+                f"  frames produced          {self.frames_produced}  (showing an anomaly: {self.true_anomaly_frames})",
                 f"  frames processed         {self.frames_processed}",
                 f"  frame dead letters       {self.frame_dead_letters}",
                 f"  GPS fixes produced       {self.gps_produced}  (dead letters {self.gps_dead_letters})",
@@ -78,9 +82,9 @@ class Summary:
 
 
 def prepare_models(settings: Settings, progress: Callable[[str], None]) -> None:
-    """Fine-tune SA-CLIP on toy obstacle frames unless a trained checkpoint is there (~30 s, once)."""
+    """Fine-tune SA-CLIP briefly on simulator frames unless a trained checkpoint is there (about a minute, once)."""
     out = settings.triton.checkpoint_dir / "sa_clip.pt"
-    cmd = [sys.executable, "-m", "models.train_toy_sa_clip", "--out", str(out), "--if-untrained"]
+    cmd = [sys.executable, "-m", "models.train_demo_sa_clip", "--out", str(out), "--if-untrained"]
     progress(f"checking SA-CLIP checkpoint ({' '.join(cmd[1:])}) ...")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     for line in proc.stdout.splitlines()[-3:]:
@@ -92,42 +96,46 @@ def prepare_models(settings: Settings, progress: Callable[[str], None]) -> None:
 def produce(
     settings: Settings, vehicles: int, duration_s: int, seed: int, speed: float
 ) -> tuple[Summary, set[str], list[str]]:
-    """Send the demo stream plus deliberate bad input; return the summary so far and ids sent.
+    """Stream the simulated fleet plus deliberate bad input; return the summary so far and the ids sent.
 
     ``speed`` is simulated seconds per wall second (0 = as fast as possible).
     """
-    frame_ids: set[str] = set()
-    vehicle_ids: set[str] = set()
-    frames = gps = 0
-    t0 = time.monotonic()
+    from sim.publish import publish
+    from sim.render import render_jpeg
+    from sim.road_network import load_network
+    from sim.world import World, WorldConfig
+
+    world = World(
+        load_network(), WorldConfig(vehicles=vehicles, incidents_per_vehicle_hour=DEMO_INCIDENT_RATE), seed, START
+    )
+    corrupted: set[str] = set()
+    sent = {"messages": 0, "frames": 0}
+
+    def sabotage(message: Frame | GpsFix, _: object) -> Frame | GpsFix:
+        # Deliberately bad input: it must be dead-lettered, never crash the worker or block good frames.
+        sent["messages"] += 1
+        if sent["messages"] == 10:
+            producer.send_raw(topics.FRAMES, message.vehicle_id, b"this is not JSON")
+            bad = GpsFix(vehicle_id=message.vehicle_id, ts=START, lat=0, lon=0).encode()
+            producer.send_raw(topics.GPS, message.vehicle_id, bad.replace(b'"lat":0.0', b'"lat":NaN'))
+        if isinstance(message, Frame):
+            sent["frames"] += 1
+            if sent["frames"] % 25 == 0:
+                corrupted.add(message.frame_id)
+                return message.model_copy(update={"jpeg": message.jpeg[: len(message.jpeg) // 3]})
+        return message
+
     with FleetProducer(settings) as producer:
-        for i, msg in enumerate(toy_fleet.stream(vehicles, duration_s, seed=seed)):
-            if speed > 0:
-                sim_s = (msg.captured_at if isinstance(msg, Frame) else msg.ts) - toy_fleet.START
-                ahead = sim_s.total_seconds() / speed - (time.monotonic() - t0)
-                if ahead > 0:
-                    producer.flush()
-                    time.sleep(ahead)
-            vehicle_ids.add(msg.vehicle_id)
-            if isinstance(msg, Frame):
-                frames += 1
-                if frames % 25 == 0:
-                    # Deliberately corrupt: a truncated JPEG must be dead-lettered, not crash the worker.
-                    msg = msg.model_copy(update={"jpeg": msg.jpeg[: len(msg.jpeg) // 3]})
-                else:
-                    frame_ids.add(msg.frame_id)
-                producer.send_frame(msg)
-            elif isinstance(msg, GpsFix):
-                gps += 1
-                producer.send_gps(msg)
-            if i == 10:
-                producer.send_raw(topics.FRAMES, "demo-000", b"this is not JSON")
-                frames += 1
-                bad = GpsFix(vehicle_id="demo-000", ts=toy_fleet.START, lat=0, lon=0).encode()
-                producer.send_raw(topics.GPS, "demo-000", bad.replace(b'"lat":0.0', b'"lat":NaN'))
-                gps += 1
-    summary = Summary(vehicles=vehicles, speed=speed, frames_produced=frames, gps_produced=gps)
-    return summary, frame_ids, sorted(vehicle_ids)
+        done = publish(world, duration_s, producer, render_jpeg, speed, on_message=sabotage)
+    summary = Summary(
+        vehicles=vehicles,
+        speed=speed,
+        frames_produced=len(done.frames) + 1,
+        gps_produced=done.gps + 1,
+        true_anomaly_frames=sum(1 for f in done.frames if f.anomaly and f.frame_id not in corrupted),
+    )
+    frame_ids = {f.frame_id for f in done.frames} - corrupted
+    return summary, frame_ids, sorted({v.vehicle_id for v in world.vehicles})
 
 
 def collect(
@@ -224,9 +232,7 @@ def count_outputs(
             summary.alert_types = {t: n for t, n in rows}
             summary.alerts = sum(summary.alert_types.values())
             summary.road_condition_rows = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(road_conditions)
-                .where(road_conditions.c.window_start >= toy_fleet.START)
+                sa.select(sa.func.count()).select_from(road_conditions).where(road_conditions.c.window_start >= START)
             ).scalar_one()
     finally:
         engine.dispose()

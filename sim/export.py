@@ -10,11 +10,11 @@ docs/simulator.md.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import math
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -77,6 +77,20 @@ def episode_start(seed: int, episode: int) -> datetime:
     return day + timedelta(seconds=round(float(hour) % 24 * 3600))
 
 
+def episode_worlds(network: RoadNetwork, config: ExportConfig) -> Iterator[World]:
+    """The dataset's episodes, endlessly: each a fresh world on its own date, hour and weather."""
+    for episode in itertools.count():
+        yield World(
+            network,
+            config.world,
+            config.seed,
+            episode_start(config.seed, episode),
+            episode=episode,
+            split_for=partial(_split, config, episode),
+            incident_weights=partial(_incident_weights, config, episode),
+        )
+
+
 def export(
     network: RoadNetwork,
     out: Path,
@@ -87,26 +101,15 @@ def export(
     """Simulate and write ``config.frames`` frames to ``out``; returns the manifest."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
-    per_episode = config.world.vehicles * config.episode_s / config.world.frame_interval_s
     frames: list[FrameTruth] = []
     gps: list[GpsTruth] = []
     incidents: list[IncidentTruth] = []
     events: list[AnomalyEvent] = []
     conditions: list[RoadConditionTruth] = []
     episodes: list[dict[str, Any]] = []
-    for episode in range(math.ceil(config.frames / per_episode) + 1):
+    for world in episode_worlds(network, config):
         if len(frames) >= config.frames:
             break
-        start = episode_start(config.seed, episode)
-        world = World(
-            network,
-            config.world,
-            config.seed,
-            start,
-            episode=episode,
-            split_for=partial(_split, config, episode),
-            incident_weights=partial(_incident_weights, config, episode),
-        )
         for emission in world.run(config.episode_s):
             if isinstance(emission, GpsEmission):
                 gps.append(emission.truth)
@@ -117,7 +120,8 @@ def export(
         incidents += world.incidents()
         events += world.events
         conditions += world.road_conditions()
-        episodes.append({"episode": episode, "start": start.isoformat(), "weather": world.traffic.weather.at(start)})
+        weather = world.traffic.weather.at(world.start)
+        episodes.append({"episode": world.episode, "start": world.start.isoformat(), "weather": weather})
     write_jsonl(out / "frames.jsonl", frames)
     write_jsonl(out / "gps.jsonl", gps)
     write_jsonl(out / "incidents.jsonl", incidents)

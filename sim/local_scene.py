@@ -20,11 +20,15 @@ from sim.scene_spec import RoadView, SceneObject
 from sim.traffic import Incident, SegmentState
 
 VIEW_M = 80.0  # how far ahead road users are kept
-# An incident is in view (the frame is anomalous) from this far ahead (small things are seen later)
-# until it is this close (then it is beside the camera, out of the picture).
-INCIDENT_VIEW_M = {"obstacle": 35.0, "pedestrian_in_lane": 45.0, "collision": 60.0, "stopped_vehicle": 60.0}
+# An incident is in view (the frame is anomalous) from this far ahead, so that it spans enough pixels
+# at 224 px to be seen, until it is this close (then it is beside the camera, out of the picture).
+INCIDENT_VIEW_M = {"obstacle": 25.0, "pedestrian_in_lane": 30.0}
 INCIDENT_NEAR_M = 8.0
-INCIDENT_FAR_M = 60.0
+INCIDENT_FAR_M = 40.0
+# Track-id ranges: each vehicle's road users count up from vehicle_index * 100_000; traffic lights
+# and incident objects have ids derived from the segment and the incident, above these bases.
+TRAFFIC_LIGHT_TRACKS = 1_000_000
+INCIDENT_TRACKS = 2_000_000
 MAX_OBJECTS = 16  # the scene-graph model's query count
 # Vehicles per 100 m of lane for each congestion level.
 DENSITY = {"free flow": 0.6, "moderate": 1.5, "heavy": 3.0, "standstill": 5.0}
@@ -101,7 +105,12 @@ class LocalScene:
             for u in self.users:
                 u.s += u.speed_mps * math.cos(u.heading) * dt - travelled
                 u.y += u.speed_mps * math.sin(u.heading) * dt
-            self.users = [u for u in self.users if 3.0 < u.s < VIEW_M and u.cls != "traffic light"]
+            # Those that fell behind leave; one the camera catches up with in its own lane moves over.
+            self.users = [
+                u
+                for u in self.users
+                if 3.0 < u.s < VIEW_M and u.cls != "traffic light" and not (abs(u.y) < 1.2 and u.s < 7.0)
+            ]
         self.last_t, self.last_odometer = t, odometer_m
         self._fill(seg, state)
         self._traffic_light(seg, t, light_phase, to_end_m)
@@ -170,7 +179,7 @@ class LocalScene:
         cycle = (t + phase) % 60.0
         state = "green" if cycle < 27 else "amber" if cycle < 30 else "red"
         self.users.append(
-            RoadUser(seg.index * 10 + 1_000_000, "traffic light", to_end_m, road.right_edge_y - 1.5, 0.0, 0.0,
+            RoadUser(TRAFFIC_LIGHT_TRACKS + seg.index, "traffic light", to_end_m, road.right_edge_y - 1.5, 0.0, 0.0,
                      (40, 40, 40), 0, lights=state)
         )  # fmt: skip
 
@@ -179,7 +188,8 @@ class LocalScene:
         users = list(self.users)
         if incident is not None and incident_distance is not None and self.road is not None:
             lane_y = self._lane_y(self.road.lanes_opposite + min(incident.lane, self.road.lanes_forward - 1))
-            users = [u for u in users if abs(u.s - incident_distance) > 8 or abs(u.y - lane_y) > 1.5 or u.parked]
+            # The incident's lane is clear up to it (traffic there has stopped behind the camera or moved over).
+            users = [u for u in users if u.s > incident_distance + 8 or abs(u.y - lane_y) > 1.5 or u.parked]
             users = self._incident_users(incident, incident_distance, lane_y) + users
         objects = []
         for u in users:
@@ -198,7 +208,7 @@ class LocalScene:
 
     def _incident_users(self, incident: Incident, distance: float, lane_y: float) -> list[RoadUser]:
         rng = np.random.default_rng(zlib.crc32(incident.incident_id.encode()))
-        base = 2_000_000 + int(incident.incident_id.rsplit("-", 1)[-1]) * 4
+        base = incident_tracks(incident)
         colour = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
         if incident.type == "collision":
             other = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
@@ -220,6 +230,11 @@ class LocalScene:
         kind = int(rng.integers(4))
         colour = OBSTACLE_COLOURS[int(rng.integers(len(OBSTACLE_COLOURS)))]
         return [RoadUser(base, "obstacle", distance, lane_y + float(rng.uniform(-0.6, 0.6)), 0.0, 0.0, colour, kind)]
+
+
+def incident_tracks(incident: Incident) -> int:
+    """The first track id of an incident's objects (a collision has two: this and the next)."""
+    return INCIDENT_TRACKS + int(incident.incident_id.rsplit("-", 1)[-1]) * 4
 
 
 def relations(objects: list[SceneObject], collisions: set[tuple[int, int]]) -> list[tuple[int, str, int]]:

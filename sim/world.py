@@ -21,7 +21,7 @@ import numpy as np
 from sim.camera import Camera
 from sim.conditions import WeatherProcess, lighting_at
 from sim.fleet import GpsConfig, GpsReading, Vehicle
-from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, relations
+from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, incident_tracks, relations
 from sim.road_network import RoadNetwork
 from sim.scene_spec import SceneSpec
 from sim.traffic import INCIDENT_DURATION_S, INCIDENT_WEIGHT, Incident, Traffic
@@ -244,7 +244,7 @@ class World:
         objects = scene.objects(v.camera, incident, distance)
         collisions = set()
         if incident is not None and incident.type == "collision":
-            base = 2_000_000 + int(incident.incident_id.rsplit("-", 1)[-1]) * 4
+            base = incident_tracks(incident)
             collisions = {(base, base + 1)}
         frame_id = f"{v.vehicle_id}-{self.episode:02d}-{int(round(t * 10)):06d}"
         rng = np.random.default_rng([self._seed, self.episode, zlib.crc32(frame_id.encode())])

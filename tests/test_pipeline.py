@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleetscope.settings import Settings
-from sim.toy_fleet import CAMERA, render_frame
 from streams import topics
 from streams.producer import FleetProducer
 from streams.schema import Alert, DeadLetter, Frame, GpsFix, Scene, decode
 from streams.sinks.tables import alerts, frame_observations, road_conditions
+from tests.frames import sample_camera, sample_jpeg
 from tests.kafka_reader import read_until
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
@@ -26,8 +26,8 @@ def make_frame(vehicle_id: str, n: int, seed: int = 1) -> Frame:
         vehicle_id=vehicle_id,
         frame_id=f"{vehicle_id}-f{n}",
         captured_at=T0 + timedelta(seconds=2 * n, milliseconds=200),
-        jpeg=render_frame(random.Random(seed + n), obstacle=n % 2 == 0),
-        camera=CAMERA,
+        jpeg=sample_jpeg(seed + n),
+        camera=sample_camera(seed + n),
     )
 
 

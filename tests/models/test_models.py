@@ -17,6 +17,7 @@ from models.scene_graph import SceneGraphModel
 from models.st_clip import STClip
 from models.vocab import (
     ASPECTS,
+    INTERFACE_VERSION,
     NORMAL_PROMPTS,
     NUM_QUERIES,
     NUM_TRIPLETS,
@@ -66,7 +67,7 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory):
 def test_untrained_checkpoints_are_written_for_every_served_model(checkpoint_dir) -> None:
     assert sorted(p.name for p in checkpoint_dir.iterdir()) == ["sa_clip.pt", "scene_graph.pt", "st_clip.pt"]
     for path in checkpoint_dir.iterdir():
-        assert load_checkpoint(path).meta == {"trained": False, "seed": 0, "interface_version": 1}
+        assert load_checkpoint(path).meta == {"trained": False, "seed": 0, "interface_version": INTERFACE_VERSION}
 
 
 def test_st_clip_gives_a_probability_vector_per_aspect(checkpoint_dir) -> None:
@@ -166,7 +167,7 @@ def test_checkpoint_round_trip_keeps_outputs_and_meta(checkpoint_dir, tmp_path) 
     model = load_checkpoint(checkpoint_dir / "st_clip.pt")
     path = save_checkpoint(model, "st_clip", tmp_path / "copy.pt", {"trained": True, "seed": 7, "note": "x"})
     copy = load_checkpoint(path)
-    assert copy.meta == {"trained": True, "seed": 7, "note": "x", "interface_version": 1}
+    assert copy.meta == {"trained": True, "seed": 7, "note": "x", "interface_version": INTERFACE_VERSION}
     assert copy.image_cfg == model.image_cfg and copy.arch == model.arch
     for a, b in zip(outputs(model), outputs(copy), strict=True):
         assert torch.equal(a, b)

@@ -12,6 +12,7 @@ import pytest
 
 from sim.camera import Camera
 from sim.fleet import BRAKE_MPS2, GpsConfig
+from sim.local_scene import TRAFFIC_LIGHT_TRACKS
 from sim.publish import in_delivery_order
 from sim.road_network import RoadNetwork, load_network
 from sim.truth import FrameTruth, GpsTruth
@@ -173,7 +174,7 @@ def test_tracked_objects_keep_their_id_and_move_consistently_between_frames(run)
         for a, b in zip(seq, seq[1:], strict=False):
             before = {o.track_id: o for o in a.objects if o.speed_mps == 0 and o.cls == "car"}
             for o in b.objects:
-                if o.track_id in before and o.track_id < 1_000_000:
+                if o.track_id in before and o.track_id < TRAFFIC_LIGHT_TRACKS:
                     # A parked car comes closer by the distance the camera travelled.
                     travelled = b.ego.odometer_m - a.ego.odometer_m
                     assert before[o.track_id].x_m - o.x_m == pytest.approx(travelled, abs=1e-6)

@@ -13,13 +13,13 @@ from alerts.rules import alert_id, evaluate, severity
 from fleetscope.errors import InferenceError, InvalidMessage
 from fleetscope.settings import TritonSettings
 from models.vocab import ANOMALY_TYPES, ST_CONTEXT_DIM
-from sim.toy_fleet import CAMERA, render_frame
 from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.inference.triton_client import TritonModels
 from streams.ingest.frames import check_jpeg
 from streams.schema import AnomalyResult, AspectResult, Frame, GpsFix, Scene, decode
 from tests.conftest import free_ports
+from tests.frames import sample_camera, sample_jpeg
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
 
@@ -51,8 +51,8 @@ def test_a_frame_round_trips_through_its_json_encoding():
         vehicle_id="v1",
         frame_id="f1",
         captured_at=T0,
-        jpeg=render_frame(__import__("random").Random(0), False),
-        camera=CAMERA,
+        jpeg=sample_jpeg(),
+        camera=sample_camera(),
     )
     assert decode(Frame, frame.encode()) == frame
     assert isinstance(json.loads(frame.encode())["jpeg"], str)
@@ -60,11 +60,10 @@ def test_a_frame_round_trips_through_its_json_encoding():
 
 def test_jpeg_check_accepts_a_frame_and_rejects_truncated_or_other_images():
     import io
-    import random
 
     from PIL import Image
 
-    jpeg = render_frame(random.Random(0), False)
+    jpeg = sample_jpeg()
     assert check_jpeg(jpeg) == (224, 224)
     with pytest.raises(InvalidMessage, match="corrupt_jpeg"):
         check_jpeg(jpeg[: len(jpeg) // 2])
@@ -94,7 +93,7 @@ def test_history_keeps_only_the_newest_fixes_and_a_repeated_fix_replaces_itself(
 
 
 def test_context_vector_is_explicitly_empty_without_a_fix():
-    frame = Frame(vehicle_id="v1", frame_id="f", captured_at=T0, jpeg=b"x", camera=CAMERA)
+    frame = Frame(vehicle_id="v1", frame_id="f", captured_at=T0, jpeg=b"x", camera=sample_camera())
     empty = context_vector(frame, None, 2.0)
     assert empty == [0.0] * ST_CONTEXT_DIM
     history = add_fix([], fix(0.5), keep=5)

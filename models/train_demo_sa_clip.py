@@ -1,17 +1,17 @@
-"""Brief SA-CLIP fine-tune on the toy fleet's obstacle frames (synthetic), for the walking-skeleton demo.
+"""Brief SA-CLIP fine-tune on simulator frames (synthetic), so that the embedded demo's alerts mean something.
 
 Not the SA-CLIP method of issue 4 (relation captions with hard negatives): this teaches the image
-tower one relation, "an obstacle is on the road" versus "the road ahead is clear", so that the demo's
-alerts mean something. The text tower stays frozen; prompt embeddings are fixed during training.
-Prints its wall time and the anomaly AUC on frames rendered from a different seed.
+tower to match each frame to one relation prompt, the anomaly type's prompt for anomalous frames and
+"the road ahead is clear" for the others, with the text tower frozen. Frames come from the simulator's
+dataset episodes (train split for training, val split for the printed AUC; held-out anomaly types
+are in neither). Prints its wall time and the anomaly AUC on the val frames.
 
-    python -m models.train_toy_sa_clip --out var/checkpoints/sa_clip.pt [--if-untrained]
+    python -m models.train_demo_sa_clip --out var/checkpoints/sa_clip.pt [--if-untrained]
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -23,18 +23,36 @@ from models.checkpoints import build_model, load_checkpoint, save_checkpoint
 from models.preprocess import to_tensor_batch
 from models.sa_clip import SAClip
 from models.vocab import ANOMALY_PROMPTS, RELATION_PROMPTS
-from sim.toy_fleet import render_frame
 
 CLEAR = RELATION_PROMPTS.index("the road ahead is clear")
-OBSTACLE = RELATION_PROMPTS.index(ANOMALY_PROMPTS["obstacle"])
 
 
-def toy_frames(n: int, seed: int) -> tuple[list[bytes], np.ndarray]:
-    """``n`` toy frames, half with an obstacle in the lane; labels 1 = obstacle."""
-    rng = random.Random(seed)
-    labels = np.array([i % 2 for i in range(n)])
-    rng.shuffle(labels)  # type: ignore[arg-type]
-    return [render_frame(rng, obstacle=bool(y)) for y in labels], labels
+def sim_frames(n: int, seed: int, split: str) -> tuple[list[bytes], np.ndarray]:
+    """``n`` rendered frames of one split, half of them anomalous; labels are prompt indices."""
+    from sim.export import ExportConfig, episode_worlds
+    from sim.render import render_jpeg
+    from sim.road_network import load_network
+    from sim.world import FrameEmission
+
+    jpegs: list[bytes] = []
+    labels: list[int] = []
+    normal = anomalous = 0
+    for world in episode_worlds(load_network(), ExportConfig(seed=seed)):
+        for e in world.run(ExportConfig().episode_s):
+            if not isinstance(e, FrameEmission) or e.truth.split != split:
+                continue
+            if e.truth.anomaly and anomalous < n // 2:
+                anomalous += 1
+                labels.append(RELATION_PROMPTS.index(ANOMALY_PROMPTS[e.truth.anomaly]))
+            elif not e.truth.anomaly and normal < n - n // 2:
+                normal += 1
+                labels.append(CLEAR)
+            else:
+                continue
+            jpegs.append(render_jpeg(e.spec))
+        if len(jpegs) >= n:
+            return jpegs, np.array(labels)
+    raise AssertionError("unreachable: episodes are endless")
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -57,11 +75,13 @@ def train(out: Path, seed: int, steps: int, batch: int, n_train: int, n_val: int
     model = build_model("sa_clip")
     assert isinstance(model, SAClip)
     cfg = model.image_cfg
-    train_jpegs, train_y = toy_frames(n_train, seed)
-    val_jpegs, val_y = toy_frames(n_val, seed + 1000)
+    train_jpegs, train_y = sim_frames(n_train, seed, "train")
+    val_jpegs, val_y = sim_frames(n_val, seed, "val")
+    print(f"simulated and rendered {n_train + n_val} frames in {time.monotonic() - t0:.0f}s", flush=True)
     x_train = to_tensor_batch(train_jpegs, cfg.size, cfg.mean, cfg.std)
     x_val = to_tensor_batch(val_jpegs, cfg.size, cfg.mean, cfg.std)
-    auc_before = evaluate(model, x_val, val_y)
+    val_anomalous = (val_y != CLEAR).astype(int)
+    auc_before = evaluate(model, x_val, val_anomalous)
 
     for p in model.parameters():
         p.requires_grad_(False)
@@ -69,7 +89,7 @@ def train(out: Path, seed: int, steps: int, batch: int, n_train: int, n_val: int
         p.requires_grad_(True)
     with torch.no_grad():
         prompts = F.normalize(model.clip.encode_text(model.prompt_ids), dim=-1)
-    targets = torch.where(torch.from_numpy(train_y) == 1, OBSTACLE, CLEAR)
+    targets = torch.from_numpy(train_y)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-4, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -84,24 +104,24 @@ def train(out: Path, seed: int, steps: int, batch: int, n_train: int, n_val: int
         if step % 25 == 0 or step == steps:
             print(f"step {step}/{steps}  loss {loss.item():.3f}  {time.monotonic() - t0:.0f}s", flush=True)
 
-    auc_after = evaluate(model, x_val, val_y)
+    auc_after = evaluate(model, x_val, val_anomalous)
     wall = time.monotonic() - t0
     meta = {
         "trained": True,
         "seed": seed,
-        "data": "sim.toy_fleet obstacle frames (synthetic)",
+        "data": f"simulator dataset episodes, seed {seed}: train split (train), val split (AUC); synthetic",
         "steps": steps,
         "batch": batch,
         "n_train": n_train,
         "n_val": n_val,
         "val_auc": round(auc_after, 4),
         "wall_s": round(wall, 1),
-        "command": f"python -m models.train_toy_sa_clip --out {out} --seed {seed} --steps {steps}",
+        "command": f"python -m models.train_demo_sa_clip --out {out} --seed {seed} --steps {steps}",
     }
     save_checkpoint(model, "sa_clip", out, meta)
     print(
-        f"held-out toy frames (seed {seed + 1000}, n={n_val}): "
-        f"obstacle AUC {auc_before:.3f} untrained -> {auc_after:.3f}"
+        f"simulator val split (seed {seed}, n={n_val}, half anomalous): "
+        f"anomaly AUC {auc_before:.3f} untrained -> {auc_after:.3f}"
     )
     print(f"wall time {wall:.0f}s; wrote {out}")
     return {"auc_before": auc_before, "auc_after": auc_after, "wall_s": wall}
@@ -115,7 +135,7 @@ def is_trained(path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m models.train_toy_sa_clip", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m models.train_demo_sa_clip", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (sa_clip.pt)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=100)
