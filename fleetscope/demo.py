@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # A Monday morning rush hour in Helsinki; incidents are frequent so that a minute shows several.
 START = datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc)
-DEMO_INCIDENT_RATE = 150.0
+DEMO_INCIDENT_RATE = 600.0
 
 
 @dataclass

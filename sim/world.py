@@ -158,7 +158,7 @@ class World:
                     incident_id=f"inc-{self.episode:02d}-{len(self.traffic.incidents):05d}",
                     type=kind,
                     segment=seg.index,
-                    offset_m=float(self._rng.uniform(0.5, 0.9)) * seg.length_m,
+                    offset_m=float(self._rng.uniform(0.3, 0.9)) * seg.length_m,
                     lane=int(self._rng.integers(seg.lanes)),
                     start_s=t,
                     end_s=t + float(self._rng.uniform(lo, hi)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -268,3 +270,20 @@ def test_a_restarted_worker_resumes_from_committed_offsets_without_duplicates(se
     # Frames seen before the restart are not processed again; those sent while it was down are.
     assert sorted(s.frame_id for s in scenes) == sorted(ids)
     wait_rows(settings, sa.select(frame_observations).where(frame_observations.c.frame_id.in_(ids)), 4)
+
+
+def test_simulate_streams_the_fleet_into_kafka_and_the_pipeline_processes_it(settings, tmp_path):
+    cmd = [sys.executable, "-m", "fleetscope", "simulate", "--to-kafka", "--duration", "6", "--vehicles", "2"]
+    cmd += ["--speed", "0", "--seed", "5", "--start", "2026-01-05T10:00:00+00:00", "--truth", str(tmp_path)]
+    out = subprocess.run(cmd, env=settings.process_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    truth = [json.loads(line) for line in (tmp_path / "frames.jsonl").read_text().splitlines()]
+    frame_ids = {f["frame_id"] for f in truth}
+    assert summary["frames"] == len(frame_ids) == 6, "two vehicles, a frame every 2 s for 6 s"
+    assert summary["gps"] >= 10 and (tmp_path / "road_conditions.jsonl").stat().st_size > 0
+
+    sim_vehicles = {b"veh-000", b"veh-001"}
+    records = read_until(settings, topics.FRAMES, lambda r: r.key in sim_vehicles, 6)
+    assert {decode(Frame, r.value).frame_id for r in records} == frame_ids
+    assert {s.frame_id for s in scenes_of(settings, frame_ids, 6)} == frame_ids
