@@ -210,3 +210,15 @@ def test_road_conditions_agree_with_the_fleet_and_the_incidents(run, network: Ro
         if f.truth.segment_id == row.segment_id and t0 <= f.truth.ts and f.truth.ts.timestamp() < t1
     ]
     assert statistics.median(speeds) == pytest.approx(row.median_speed_mps, rel=0.1, abs=0.3)
+
+
+def test_another_osm_extract_can_be_driven_and_a_missing_file_says_so(tmp_path):
+    import pyrosm
+
+    other = load_network(pyrosm.get_data("test_pbf"))  # bundled with pyrosm: another area, with a motorway
+    assert {s.scene_type for s in other.segments} >= {"highway", "residential"}
+    world = World(other, WorldConfig(vehicles=3), seed=1, start=START)
+    frames = [e for e in world.run(10) if isinstance(e, FrameEmission)]
+    assert len(frames) == 15 and all(other.by_id(f.truth.ego.segment_id) for f in frames)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_network(tmp_path / "nowhere.osm.pbf")
