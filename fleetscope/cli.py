@@ -12,6 +12,7 @@ import time
 
 import click
 
+from evaluation.cli import evaluate
 from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
 from sim.bench import bench_render
@@ -179,6 +180,7 @@ def config() -> None:
 
 
 main.add_command(simulate)
+main.add_command(evaluate)
 
 
 @main.group()

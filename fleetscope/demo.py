@@ -102,8 +102,8 @@ def produce(
     """
     from sim.publish import publish
     from sim.render import render_jpeg
-    from sim.road_network import load_network
     from sim.world import World, WorldConfig
+    from streams.context.road_network import load_network
 
     world = World(
         load_network(), WorldConfig(vehicles=vehicles, incidents_per_vehicle_hour=DEMO_INCIDENT_RATE), seed, START

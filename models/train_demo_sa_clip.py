@@ -31,8 +31,8 @@ def sim_frames(n: int, seed: int, split: str) -> tuple[list[bytes], np.ndarray]:
     """``n`` rendered frames of one split, half of them anomalous; labels are prompt indices."""
     from sim.export import ExportConfig, episode_worlds
     from sim.render import render_jpeg
-    from sim.road_network import load_network
     from sim.world import FrameEmission
+    from streams.context.road_network import load_network
 
     jpegs: list[bytes] = []
     labels: list[int] = []

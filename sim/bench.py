@@ -28,8 +28,8 @@ def bench_render(frames: int, size: int, seed: int, as_json: bool) -> None:
     """
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
     from sim.render import encode_jpeg, render
-    from sim.road_network import load_network
     from sim.world import FrameEmission, World, WorldConfig
+    from streams.context.road_network import load_network
 
     world = World(
         load_network(), WorldConfig(vehicles=12, image_size=size), seed, datetime.fromisoformat(DEFAULT_START)

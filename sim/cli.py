@@ -15,14 +15,15 @@ from tqdm import tqdm
 from sim.vocab import ANOMALY_TYPES
 
 if TYPE_CHECKING:
-    from sim.road_network import RoadNetwork
     from sim.world import WorldConfig
+    from streams.context.road_network import RoadNetwork
 
 # A Monday morning rush hour in Helsinki (08:00 local).
 DEFAULT_START = "2026-11-02T06:00:00+00:00"
 
 
-def _start(value: str) -> datetime:
+def start_time(value: str) -> datetime:
+    """An ISO 8601 time (UTC when no zone is given), or a usage error saying what is expected."""
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -83,11 +84,11 @@ def simulate(
         raise click.UsageError("--frames, --duration, --vehicles and --frame-interval must be positive")
     from sim.fleet import GpsConfig
     from sim.render import render_jpeg
-    from sim.road_network import load_network
     from sim.world import WorldConfig
+    from streams.context.road_network import load_network
 
     held_out = _holdout(holdout)
-    start_at = _start(start)
+    start_at = start_time(start)
     net = load_network(network)
     gps = GpsConfig(noise_m=gps_noise)
     if export_dir is not None:

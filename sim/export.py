@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from sim.road_network import RoadNetwork
 from sim.traffic import INCIDENT_WEIGHT
 from sim.truth import (
     TRUTH_VERSION,
@@ -35,6 +34,7 @@ from sim.truth import (
     write_jsonl,
 )
 from sim.world import FrameEmission, GpsEmission, World, WorldConfig
+from streams.context.road_network import RoadNetwork
 
 FORMAT = "fleetscope-sim-dataset"
 SPLITS = ("train", "val", "test")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.camera import Camera
-from sim.road_network import RoadNetwork, Segment
 from sim.traffic import Traffic
+from streams.context.road_network import RoadNetwork, Segment
 
 ACCEL_MPS2 = 1.5
 BRAKE_MPS2 = 3.0

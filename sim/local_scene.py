@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.camera import Camera
-from sim.road_network import Segment
 from sim.scene_spec import RoadView, SceneObject
 from sim.traffic import Incident, SegmentState
+from streams.context.road_network import Segment
 
 VIEW_M = 80.0  # how far ahead road users are kept
 # An incident is in view (the frame is anomalous) from this far ahead, so that it spans enough pixels

@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from sim.local_scene import INCIDENT_TRACKS
-from sim.road_network import RoadNetwork
 from sim.scene_spec import SceneSpec
 from sim.truth import FrameTruth
 from sim.world import FrameEmission, World, WorldConfig
+from streams.context.road_network import RoadNetwork
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from sim.camera import Camera
 from sim.conditions import WeatherProcess, lighting_at
 from sim.fleet import GpsConfig, GpsReading, Vehicle
 from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, incident_tracks, relations
-from sim.road_network import RoadNetwork
 from sim.scene_spec import SceneSpec
 from sim.traffic import INCIDENT_DURATION_S, INCIDENT_WEIGHT, Incident, Traffic
 from sim.truth import AnomalyEvent, EgoTruth, FrameTruth, GpsTruth, IncidentTruth, ObjectTruth, RoadConditionTruth
 from sim.vocab import ANOMALY_TYPES, model_aspects
+from streams.context.road_network import RoadNetwork
 
 WRONG_WAY_SPEED_MPS = 3.0  # a car creeping the wrong way, e.g. out of a one-way street
 
@@ -42,6 +42,7 @@ class WorldConfig:
     gps: GpsConfig = field(default_factory=GpsConfig)
     windows_s: tuple[int, ...] = (60, 300)
     dt: float = 0.5  # simulation step; frame times are multiples of it
+    frames: bool = True  # False: GPS only (faster, for map-matching and segment-window evaluations)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class World:
                     reading = v.gps(self.network, t, cfg.gps)
                     if reading is not None:
                         yield GpsEmission(t, reading.delivered_t, self._gps_truth(v, reading))
-                if _on_grid(t - v.frame_phase_s, cfg.frame_interval_s) and t >= v.frame_phase_s:
+                if cfg.frames and _on_grid(t - v.frame_phase_s, cfg.frame_interval_s) and t >= v.frame_phase_s:
                     yield self._frame(v, t)
             for v in self.vehicles:
                 v.step(self.network, self.traffic, t, cfg.dt)

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 from functools import cache
 
 from sim.render import render_jpeg
-from sim.road_network import load_network
 from sim.scene_spec import SceneSpec
 from sim.world import FrameEmission, World, WorldConfig
+from streams.context.road_network import load_network
 from streams.schema import CameraCalibration
 
 

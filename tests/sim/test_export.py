@@ -15,9 +15,9 @@ from PIL import Image
 
 from sim.export import ExportConfig, export
 from sim.render import render_jpeg
-from sim.road_network import RoadNetwork, load_network
 from sim.truth import FrameTruth
 from sim.world import WorldConfig
+from streams.context.road_network import RoadNetwork, load_network
 
 HOLDOUT = ("pedestrian_in_lane", "wrong_way")
 

@@ -20,7 +20,9 @@ import networkx as nx
 import numpy as np
 from pyproj import Transformer
 
-from sim.vocab import ROAD_WIDTHS
+from models.vocab import ASPECTS
+
+ROAD_WIDTHS = ASPECTS["road_width"]
 
 # Defaults where OSM has no tag, by road class.
 _SPEED_LIMIT_KMH = {"motorway": 100, "trunk": 80, "primary": 50, "secondary": 40, "tertiary": 40}
@@ -143,11 +145,6 @@ class RoadNetwork:
     @cached_property
     def _index(self) -> dict[str, Segment]:
         return {s.segment_id: s for s in self.segments}
-
-    def nearest(self, x: float, y: float, k: int = 1) -> list[tuple[float, Segment]]:
-        """The ``k`` segments closest to a local point, with their distances, nearest first."""
-        found = sorted((s.distance_to(x, y), s.index) for s in self.segments)[:k]
-        return [(d, self.segments[i]) for d, i in found]
 
 
 def _first(value: Any) -> Any:

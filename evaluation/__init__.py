@@ -1,0 +1,1 @@
+"""Scoring pipeline parts against the simulator's ground truth (synthetic data)."""

@@ -1,0 +1,37 @@
+"""``fleetscope eval``: score pipeline parts against the simulator's ground truth (synthetic data)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from sim.cli import DEFAULT_START, start_time
+
+
+@click.group("eval")
+def evaluate() -> None:
+    """Evaluations against the simulator's ground truth; each prints a table of measured figures."""
+
+
+@evaluate.command("map-matching")
+@click.option("--vehicles", default=200, show_default=True, help="fleet size (more vehicles fill more windows)")
+@click.option("--duration", default=600.0, show_default=True, help="simulated seconds")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--gps-noise", default=5.0, show_default=True, help="GPS noise, metres per axis")
+@click.option("--start", default=DEFAULT_START, show_default=True, help="simulated start time (ISO 8601)")
+@click.option("--network", type=click.Path(exists=True, dir_okay=False), help=".osm.pbf road network")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
+def map_matching(
+    vehicles: int, duration: float, seed: int, gps_noise: float, start: str, network: str | None, as_json: bool
+) -> None:
+    """Share of GPS fixes matched to their true segment; segment median speeds against the truth."""
+    from evaluation.map_matching import evaluate as run
+    from streams.context.road_network import load_network
+
+    report = run(load_network(network), vehicles, duration, seed, start_time(start), gps_noise_m=gps_noise)
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "accuracy": report.accuracy}))
+    else:
+        click.echo(report.text())

@@ -1,0 +1,55 @@
+"""Per-vehicle kinematics from map-matched GPS: speed, acceleration, heading, and hard braking.
+
+Speed is the receiver's own (Doppler) speed when it reports one, else the route distance between
+consecutive matched positions over the time between them. Acceleration is the change of speed over
+that time; a drop faster than ``HARD_BRAKE_MPS2`` is a hard-braking event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.context.map_matching import Candidate, Match, RouteDistances
+
+HARD_BRAKE_MPS2 = 4.0  # a common telematics threshold (about 0.4 g)
+MAX_GAP_S = 5.0  # beyond this, consecutive fixes say nothing about acceleration
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """The vehicle at one fix."""
+
+    speed_mps: float
+    accel_mps2: float | None  # None after a gap or at the first fix
+    heading_deg: float
+    hard_braking: bool
+
+
+@dataclass
+class VehicleKinematics:
+    """Tracks one vehicle's matched fixes in time order."""
+
+    routes: RouteDistances
+    _last: Match | None = None
+    _last_speed: float | None = None
+
+    def update(self, match: Match) -> Kinematics:
+        """Kinematics at ``match`` (feed matches in time order; late ones are skipped by the caller)."""
+        fix, last = match.fix, self._last
+        dt = (fix.ts - last.fix.ts).total_seconds() if last is not None else None
+        speed = fix.speed_mps
+        if speed is None and last is not None and dt:
+            route = self.routes.between(_at(last), _at(match), backtrack_m=15.0)
+            speed = route / dt if route is not None else self._last_speed
+        speed = speed if speed is not None else 0.0
+        accel = None
+        if dt is not None and 0 < dt <= MAX_GAP_S and self._last_speed is not None:
+            accel = (speed - self._last_speed) / dt
+        _, _, bearing = match.segment.point_at(match.offset_m)
+        heading = fix.heading_deg if fix.heading_deg is not None else bearing
+        self._last, self._last_speed = match, speed
+        return Kinematics(speed, accel, heading, accel is not None and accel <= -HARD_BRAKE_MPS2)
+
+
+def _at(m: Match) -> Candidate:
+    return Candidate(m.segment.index, m.offset_m, m.distance_m, 0.0)
