@@ -59,38 +59,41 @@ class Match:
 
 
 class SegmentIndex:
-    """Finds segment pieces near a point (shapely STRtree over every polyline piece)."""
+    """Finds segment pieces near a point: an STRtree over every polyline piece, then numpy geometry."""
 
     def __init__(self, network: RoadNetwork):
         self.network = network
-        pieces, owner, start = [], [], []
+        a, b, owner, start = [], [], [], []
         for seg in network.segments:
             cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(seg.xy, axis=0).T))])
             for i in range(len(seg.xy) - 1):
-                pieces.append(LineString(seg.xy[i : i + 2]))
+                a.append(seg.xy[i])
+                b.append(seg.xy[i + 1])
                 owner.append(seg.index)
                 start.append(cum[i])
-        self._pieces = pieces
-        self._owner = np.array(owner)
-        self._start = np.array(start)
-        self._tree = STRtree(pieces)
+        ab = np.array(b) - np.array(a)
+        len2 = np.maximum((ab**2).sum(1), 1e-12)
+        self._pieces = [
+            (float(p[0]), float(p[1]), float(q[0]), float(q[1]), float(n)) for p, q, n in zip(a, ab, len2, strict=True)
+        ]
+        self._bearing = (np.degrees(np.arctan2(ab[:, 0], ab[:, 1])) % 360).tolist()
+        self._owner = owner
+        self._start = [float(v) for v in start]
+        self._tree = STRtree([LineString([p, q]) for p, q in zip(a, b, strict=True)])
 
     def candidates(self, x: float, y: float, radius_m: float, limit: int = 8) -> list[Candidate]:
         """The nearest position on every segment within ``radius_m``, closest ``limit`` first."""
-        point = Point(x, y)
-        best: dict[int, tuple[float, float]] = {}
-        for i in self._tree.query(point, predicate="dwithin", distance=radius_m):
-            piece = self._pieces[i]
-            d = piece.distance(point)
-            seg = int(self._owner[i])
+        best: dict[int, tuple[float, float, float]] = {}
+        # A handful of pieces per query: plain Python beats numpy's per-call overhead here.
+        for k in self._tree.query(Point(x, y), predicate="dwithin", distance=radius_m).tolist():
+            ax, ay, dx, dy, len2 = self._pieces[k]
+            t = min(1.0, max(0.0, ((x - ax) * dx + (y - ay) * dy) / len2))
+            d = math.hypot(ax + t * dx - x, ay + t * dy - y)
+            seg = self._owner[k]
             if seg not in best or d < best[seg][0]:
-                best[seg] = (d, float(self._start[i] + piece.project(point)))
+                best[seg] = (d, self._start[k] + t * math.sqrt(len2), self._bearing[k])
         ranked = sorted(best.items(), key=lambda kv: kv[1][0])[:limit]
-        out = []
-        for seg, (d, offset) in ranked:
-            _, _, bearing = self.network.segments[seg].point_at(offset)
-            out.append(Candidate(seg, offset, d, bearing))
-        return out
+        return [Candidate(seg, off, d, bearing) for seg, (d, off, bearing) in ranked]
 
 
 class RouteDistances:
