@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from sim.camera import Camera
 from sim.traffic import Traffic
+from sim.truth import GpsTruth
 from streams.context.road_network import RoadNetwork, Segment
 
 ACCEL_MPS2 = 1.5
@@ -31,24 +33,6 @@ class GpsConfig:
     outages_per_hour: float = 6.0  # longer losses of signal per vehicle, 5-20 s each
     late_fraction: float = 0.03  # fixes delivered 5-30 s late (out of order)
     latency_s: float = 0.3  # mean delivery delay of the others
-
-
-@dataclass(frozen=True)
-class GpsReading:
-    """One fix as the receiver reports it, with the truth it was drawn from."""
-
-    t: float
-    delivered_t: float
-    lat: float
-    lon: float
-    speed_mps: float | None
-    heading_deg: float | None
-    accuracy_m: float
-    true_lat: float
-    true_lon: float
-    true_speed_mps: float
-    segment: int
-    offset_m: float
 
 
 @dataclass
@@ -115,8 +99,8 @@ class Vehicle:
             self.plan(network)
         return entered
 
-    def gps(self, network: RoadNetwork, t: float, config: GpsConfig) -> GpsReading | None:
-        """The fix for second ``t``, or None when it is lost."""
+    def gps(self, network: RoadNetwork, t: float, config: GpsConfig, start: datetime) -> GpsTruth | None:
+        """The fix for simulated second ``t`` of a run that began at ``start``, or None when it is lost."""
         seg = network.segments[self.segment]
         x, y, bearing = seg.point_at(self.offset_m)
         lat, lon = network.projection.to_latlon(x, y)
@@ -133,9 +117,10 @@ class Vehicle:
             return None
         noisy_lat, noisy_lon = network.projection.to_latlon(x + noise[0], y + noise[1])
         moving = self.speed_mps > 1.0
-        return GpsReading(
-            t=t,
-            delivered_t=t + delay,
+        return GpsTruth(
+            vehicle_id=self.vehicle_id,
+            ts=start + timedelta(seconds=t),
+            delivered_at=start + timedelta(seconds=t + delay),
             lat=float(noisy_lat),
             lon=float(noisy_lon),
             speed_mps=max(0.0, self.speed_mps + speed_noise),
@@ -144,7 +129,7 @@ class Vehicle:
             true_lat=float(lat),
             true_lon=float(lon),
             true_speed_mps=self.speed_mps,
-            segment=seg.index,
+            segment_id=seg.segment_id,
             offset_m=self.offset_m,
         )
 

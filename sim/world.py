@@ -20,7 +20,7 @@ import numpy as np
 
 from sim.camera import Camera
 from sim.conditions import WeatherProcess, lighting_at
-from sim.fleet import GpsConfig, GpsReading, Vehicle
+from sim.fleet import GpsConfig, Vehicle
 from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, incident_tracks, relations
 from sim.scene_spec import SceneSpec
 from sim.traffic import INCIDENT_DURATION_S, INCIDENT_WEIGHT, Incident, Traffic
@@ -131,9 +131,9 @@ class World:
                 self._track_event(v, t)
                 if _on_grid(t, 1.0):
                     self._presence_sample(v, t)
-                    reading = v.gps(self.network, t, cfg.gps)
-                    if reading is not None:
-                        yield GpsEmission(t, reading.delivered_t, self._gps_truth(v, reading))
+                    fix = v.gps(self.network, t, cfg.gps, self.start)
+                    if fix is not None:
+                        yield GpsEmission(t, (fix.delivered_at - self.start).total_seconds(), fix)
                 if cfg.frames and _on_grid(t - v.frame_phase_s, cfg.frame_interval_s) and t >= v.frame_phase_s:
                     yield self._frame(v, t)
             for v in self.vehicles:
@@ -212,23 +212,6 @@ class World:
 
     def _presence_sample(self, v: Vehicle, t: float) -> None:
         self._presence[v.segment].append((v.vehicle_id, v.entered_at, t, v.speed_mps))
-
-    def _gps_truth(self, v: Vehicle, r: GpsReading) -> GpsTruth:
-        return GpsTruth(
-            vehicle_id=v.vehicle_id,
-            ts=self.when(r.t),
-            delivered_at=self.when(r.delivered_t),
-            lat=r.lat,
-            lon=r.lon,
-            speed_mps=r.speed_mps,
-            heading_deg=r.heading_deg,
-            accuracy_m=r.accuracy_m,
-            true_lat=r.true_lat,
-            true_lon=r.true_lon,
-            true_speed_mps=r.true_speed_mps,
-            segment_id=self.network.segments[r.segment].segment_id,
-            offset_m=r.offset_m,
-        )
 
     def _frame(self, v: Vehicle, t: float) -> FrameEmission:
         seg = self.network.segments[v.segment]
