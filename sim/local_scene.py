@@ -208,7 +208,7 @@ class LocalScene:
 
     def _incident_users(self, incident: Incident, distance: float, lane_y: float) -> list[RoadUser]:
         rng = np.random.default_rng(zlib.crc32(incident.incident_id.encode()))
-        base = incident_tracks(incident)
+        base = _incident_tracks(incident)
         colour = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
         if incident.type == "collision":
             other = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
@@ -232,9 +232,17 @@ class LocalScene:
         return [RoadUser(base, "obstacle", distance, lane_y + float(rng.uniform(-0.6, 0.6)), 0.0, 0.0, colour, kind)]
 
 
-def incident_tracks(incident: Incident) -> int:
+def _incident_tracks(incident: Incident) -> int:
     """The first track id of an incident's objects (a collision has two: this and the next)."""
     return INCIDENT_TRACKS + int(incident.incident_id.rsplit("-", 1)[-1]) * 4
+
+
+def collision_pairs(incident: Incident | None) -> set[tuple[int, int]]:
+    """The (subject, object) track ids that collide in an incident's objects (none unless a collision)."""
+    if incident is None or incident.type != "collision":
+        return set()
+    base = _incident_tracks(incident)
+    return {(base, base + 1)}
 
 
 def relations(objects: list[SceneObject], collisions: set[tuple[int, int]]) -> list[tuple[int, str, int]]:

@@ -62,9 +62,16 @@ class Incident:
     end_s: float
     approach_mps: float = 0.0  # a wrong-way vehicle drives towards oncoming traffic
 
+    @property
+    def gone_s(self) -> float:
+        """When the incident leaves the road: its end, or when a wrong-way vehicle has left the segment."""
+        if self.approach_mps:
+            return min(self.end_s, self.start_s + self.offset_m / self.approach_mps)
+        return self.end_s
+
     def active(self, t: float) -> bool:
         """Whether the incident is on the road at ``t``."""
-        return self.start_s <= t < self.end_s and self.offset_at(t) > 0
+        return self.start_s <= t < self.gone_s
 
     def offset_at(self, t: float) -> float:
         """Position along the segment at ``t`` (moves only for wrong-way vehicles)."""

@@ -21,7 +21,7 @@ import numpy as np
 from sim.camera import Camera
 from sim.conditions import WeatherProcess, lighting_at
 from sim.fleet import GpsConfig, Vehicle
-from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, incident_tracks, relations
+from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, collision_pairs, relations
 from sim.scene_spec import SceneSpec
 from sim.traffic import INCIDENT_DURATION_S, INCIDENT_WEIGHT, Incident, Traffic
 from sim.truth import AnomalyEvent, EgoTruth, FrameTruth, GpsTruth, IncidentTruth, ObjectTruth, RoadConditionTruth
@@ -128,14 +128,15 @@ class World:
             t = self._t
             self._maybe_add_incidents(t)
             for v in self.vehicles:
-                self._track_event(v, t)
+                ahead = self.incident_ahead(v, t)
+                self._track_event(v, t, ahead)
                 if _on_grid(t, 1.0):
                     self._presence_sample(v, t)
                     fix = v.gps(self.network, t, cfg.gps, self.start)
                     if fix is not None:
                         yield GpsEmission(t, (fix.delivered_at - self.start).total_seconds(), fix)
                 if cfg.frames and _on_grid(t - v.frame_phase_s, cfg.frame_interval_s) and t >= v.frame_phase_s:
-                    yield self._frame(v, t)
+                    yield self._frame(v, t, ahead)
             for v in self.vehicles:
                 v.step(self.network, self.traffic, t, cfg.dt)
             self._t = t + cfg.dt
@@ -179,8 +180,7 @@ class World:
                     return incident, distance
         return None
 
-    def _track_event(self, v: Vehicle, t: float) -> None:
-        ahead = self.incident_ahead(v, t)
+    def _track_event(self, v: Vehicle, t: float, ahead: tuple[Incident, float] | None) -> None:
         current = self._open.get(v.vehicle_id)
         if current is not None and (ahead is None or ahead[0] is not current.incident):
             self._close(v.vehicle_id)
@@ -213,7 +213,7 @@ class World:
     def _presence_sample(self, v: Vehicle, t: float) -> None:
         self._presence[v.segment].append((v.vehicle_id, v.entered_at, t, v.speed_mps))
 
-    def _frame(self, v: Vehicle, t: float) -> FrameEmission:
+    def _frame(self, v: Vehicle, t: float, ahead: tuple[Incident, float] | None) -> FrameEmission:
         seg = self.network.segments[v.segment]
         state = self.traffic.state(seg, t)
         when = self.when(t)
@@ -223,13 +223,8 @@ class World:
         scene = self._scenes[v.vehicle_id]
         phase = float(self.traffic.phase[seg.index]) * 10
         road = scene.update(seg, state, v.odometer_m, t, phase, seg.length_m - v.offset_m)
-        ahead = self.incident_ahead(v, t)
         incident, distance = ahead if ahead is not None else (None, None)
         objects = scene.objects(v.camera, incident, distance)
-        collisions = set()
-        if incident is not None and incident.type == "collision":
-            base = incident_tracks(incident)
-            collisions = {(base, base + 1)}
         frame_id = f"{v.vehicle_id}-{self.episode:02d}-{int(round(t * 10)):06d}"
         rng = np.random.default_rng([self._seed, self.episode, zlib.crc32(frame_id.encode())])
         spec = SceneSpec(
@@ -282,7 +277,7 @@ class World:
                 for o in objects
                 if o.box is not None
             ],
-            relations=relations(objects, collisions),
+            relations=relations(objects, collision_pairs(incident)),
             ego=EgoTruth(
                 lat=float(lat),
                 lon=float(lon),
@@ -313,9 +308,7 @@ class World:
                     lon=float(lon),
                     lane=inc.lane,
                     start=self.when(inc.start_s),
-                    end=self.when(min(inc.end_s, inc.start_s + inc.offset_m / inc.approach_mps))
-                    if inc.approach_mps
-                    else self.when(inc.end_s),
+                    end=self.when(inc.gone_s),
                 )
             )
         return out

@@ -158,6 +158,11 @@ class VehicleMatcher:
     _columns: list[_Column] = field(default_factory=list)
     _last_ts: datetime | None = None
 
+    @property
+    def search_radius_m(self) -> float:
+        """How far from a fix candidate segments are looked for (4 sigma, at least a street's width)."""
+        return max(4 * self.sigma_m, 25.0)
+
     def _emission(self, fix: Fix, c: Candidate) -> float:
         score = -0.5 * (c.distance_m / self.sigma_m) ** 2
         if fix.heading_deg is not None and (fix.speed_mps or 0.0) > 2.0:
@@ -186,7 +191,7 @@ class VehicleMatcher:
             single = self.match_alone(fix)
             return [single] if single is not None else []
         self._last_ts = fix.ts
-        cands = self.index.candidates(fix.x, fix.y, radius_m=max(4 * self.sigma_m, 25.0))
+        cands = self.index.candidates(fix.x, fix.y, self.search_radius_m)
         if not cands:
             return self.flush()  # off the network: close the chain
         emissions = np.array([self._emission(fix, c) for c in cands])
@@ -236,7 +241,7 @@ class VehicleMatcher:
 
     def match_alone(self, fix: Fix) -> Match | None:
         """A fix matched by its emission alone (nearest segment agreeing with its heading)."""
-        cands = self.index.candidates(fix.x, fix.y, radius_m=max(4 * self.sigma_m, 25.0))
+        cands = self.index.candidates(fix.x, fix.y, self.search_radius_m)
         if not cands:
             return None
         c = max(cands, key=lambda c: self._emission(fix, c))

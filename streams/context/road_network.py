@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -224,18 +223,3 @@ def _segments(graph: nx.MultiDiGraph, projection: Projection) -> tuple[Segment, 
             )
         )
     return tuple(built)
-
-
-def network_summary(network: RoadNetwork, head: Sequence[str] = ("road_class", "scene_type")) -> dict[str, Any]:
-    """Counts a user can check a network against: segments, length, and segments per attribute value."""
-    summary: dict[str, Any] = {
-        "segments": len(network.segments),
-        "length_km": round(sum(s.length_m for s in network.segments) / 1000, 2),
-    }
-    for attr in head:
-        counts: dict[str, int] = {}
-        for s in network.segments:
-            key = str(getattr(s, attr))
-            counts[key] = counts.get(key, 0) + 1
-        summary[attr] = dict(sorted(counts.items()))
-    return summary
