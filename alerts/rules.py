@@ -41,6 +41,7 @@ def evaluate(scene: Scene, threshold: float, window_s: int) -> Alert | None:
         vehicle_id=scene.vehicle_id,
         location=Location(lat=scene.gps.lat, lon=scene.gps.lon) if scene.gps else None,
         cell_id=scene.cell_id,
+        segment_id=scene.segment_id,
         window_start=start,
         window_end=end,
         score=score,

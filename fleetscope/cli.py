@@ -17,6 +17,7 @@ from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
 from sim.bench import bench_render
 from sim.cli import simulate
+from streams.bench import bench_gps
 
 
 def settings_or_exit() -> Settings:
@@ -189,6 +190,7 @@ def bench() -> None:
 
 
 bench.add_command(bench_render)
+bench.add_command(bench_gps)
 
 
 if __name__ == "__main__":

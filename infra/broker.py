@@ -88,6 +88,8 @@ def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[st
                             topic,
                             num_partitions=settings.kafka.partitions,
                             replication_factor=settings.kafka.replication_factor,
+                            # A table changelog only needs each key's latest value.
+                            topic_configs={"cleanup.policy": "compact"} if topic.endswith("-changelog") else {},
                         )
                     ]
                 )

@@ -37,9 +37,10 @@ class Service(Protocol):
 class Stack:
     """The services of one fleetscope deployment, started in dependency order."""
 
-    def __init__(self, settings: Settings, *, with_worker: bool | None = None) -> None:
+    def __init__(self, settings: Settings, *, with_worker: bool | None = None, with_triton: bool = True) -> None:
         self.settings = settings
         self.with_worker = settings.worker.embedded if with_worker is None else with_worker
+        self.with_triton = with_triton  # False: a GPS-only stack (the worker's frame path then has no server)
         self.started: list[Service] = []
         self.timings: dict[str, float] = {}
 
@@ -54,9 +55,9 @@ class Stack:
             if s.postgres.embedded:
                 self._start(EmbeddedPostgres(s))
             self._step("schema", lambda: apply_schema(s))
-            if s.triton.embedded:
+            if self.with_triton and s.triton.embedded:
                 self._start(EmbeddedTriton(s))
-            else:
+            elif self.with_triton:
                 self._step("triton", lambda: wait_triton_ready(s))
             if self.with_worker:
                 self._start(WorkerProcess(s))

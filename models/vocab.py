@@ -71,12 +71,12 @@ ST_CONTEXT_FIELDS: tuple[str, ...] = (
     "hour_cos",
     "weekday_norm",  # 0..1
     "fix_age_norm",  # |frame time - fix time| / tolerance
-    "road_class_norm",  # segment static attributes (0 until map matching provides them)
+    "road_class_norm",  # static attributes of the map-matched segment (0 when off the network)
     "lanes_norm",
     "speed_limit_norm",
     "segment_length_norm",
     "out_degree_norm",
-    "window_vehicles_norm",  # segment window dynamics (0 until segment windows provide them)
+    "window_vehicles_norm",  # the segment's current traffic window (0 before it has one)
     "window_median_speed_norm",
 )
 ST_CONTEXT_DIM = len(ST_CONTEXT_FIELDS)

@@ -8,13 +8,19 @@ from typing import Any, cast
 import faust
 from faust.tables.manager import TableManager
 
+from fleetscope.errors import ConfigError
 from fleetscope.settings import Settings
 from streams import metrics
+from streams.context import agent as map_matching
+from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
+from streams.context.road_network import load_network
+from streams.context.vehicle_track import VehicleTracks
 from streams.fusion import agent as fusion
 from streams.inference import agent as inference
-from streams.ingest import frames, gps
+from streams.ingest import frames
 from streams.runtime import Runtime
+from streams.sinks.postgres import PostgresSink
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +43,27 @@ def create_app(settings: Settings) -> Runtime:
         producer_max_request_size=k.max_message_bytes,
         consumer_max_fetch_size=k.max_message_bytes,
     )
-    rt = Runtime(settings=settings, app=app, gps=RecentFixes(settings.worker.gps_history))
-    gps.register(rt)
-    frames.register(rt)
-    triton = inference.register(rt)
-    sink = fusion.register(rt)
+    w = settings.worker
+    try:
+        network = load_network(w.road_network)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot read the road network {w.road_network}: {exc}; check FLEETSCOPE_WORKER__ROAD_NETWORK"
+        ) from exc
+    log.info("road network %s: %d segments", network.source, len(network.segments))
+    rt = Runtime(settings=settings, app=app, gps=RecentFixes(w.gps_history))
+    tracks = VehicleTracks(network, sigma_m=w.gps_noise_m, keep=w.gps_history)
+    sink = PostgresSink(settings)
+    map_matching.register(rt, tracks)
+    windows = segment_windows.register(rt, network, sink)
+    frames.register(rt, tracks)
+    triton = inference.register(rt, windows)
+    fusion.register(rt, sink)
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:
         assignment = app.consumer.assignment()
-        # Ready means partitions assigned and any table recovery done (none today; stays true when tables arrive).
+        # Ready means partitions assigned and the segment-window table recovered.
         recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
         metrics.WORKER_READY.set(1 if assignment and recovered and not app.rebalancing else 0)
         for tp in assignment:
@@ -69,6 +86,11 @@ def create_app(settings: Settings) -> Runtime:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(sender: Any, **kwargs: Any) -> None:
         await triton.close()
+        try:
+            flushed = await windows.flush()
+            log.info("segment_stats: %d changed windows written at shutdown", flushed)
+        except Exception as exc:
+            log.warning("segment_stats not written at shutdown (%s)", str(exc).splitlines()[0])
         await sink.close()
         log.info("worker stopped: Triton and PostgreSQL clients closed")
 

@@ -17,6 +17,14 @@ TRITON_BATCH = Histogram(
     "fleetscope_triton_batch_size", "Frames per Triton request", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64)
 )
 TRITON_ERRORS = Counter("fleetscope_triton_errors", "Failed Triton attempts", ["model", "kind"])
+GPS_FIXES = Counter("fleetscope_gps_fixes", "GPS fixes map-matched, by outcome", ["outcome"])
+HARD_BRAKING = Counter("fleetscope_hard_braking", "Hard-braking events detected from GPS")
+SEGMENT_FIXES_TOO_LATE = Counter(
+    "fleetscope_segment_fixes_too_late", "Matched fixes older than the kept segment windows (ignored)"
+)
+FRAMES_WITHOUT_SEGMENT = Counter(
+    "fleetscope_frames_without_segment", "Frames processed without a road segment (no fix, or off the network)"
+)
 FRAMES_WITHOUT_CONTEXT = Counter("fleetscope_frames_without_context", "Frames processed with no GPS fix attached")
 ALERTS = Counter("fleetscope_alerts", "Alert updates raised", ["type", "severity"])
 SINK_ROWS = Counter("fleetscope_sink_rows", "Rows written to PostgreSQL", ["table"])

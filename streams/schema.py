@@ -108,12 +108,58 @@ class AttachedFix(BaseModel):
     offset_s: float = Field(description="fix time - frame time")
 
 
+class ObservedFix(BaseModel):
+    """One map-matched fix as a segment window counts it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    vehicle_id: Id
+    ts: AwareDatetime
+    speed_mps: float | None = Field(description="GPS speed; None for a late fix without receiver speed")
+    hard_braking: bool = False
+
+
+class SegmentObservations(Message):
+    """``fleet.segments.observations`` (internal): matched fixes on one road segment, keyed by segment_id."""
+
+    segment_id: Id
+    fixes: list[ObservedFix]
+
+
+class SegmentWindow(BaseModel):
+    """One road segment's traffic in one window, as the segment-window table holds it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    segment_id: str
+    window_start: AwareDatetime
+    window_seconds: int
+    fixes: int
+    vehicles: int
+    trajectories: int = Field(description="passes of a vehicle through the segment (a gap > 30 s starts a new one)")
+    median_speed_mps: float | None
+    hard_brakes: int
+
+
+class SegmentContext(BaseModel):
+    """The road segment a frame was taken on, and that segment's window at the time (when known)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    segment_id: str
+    offset_m: float
+    committed: bool = Field(description="False: the matcher's tentative position for the newest fixes")
+    window: SegmentWindow | None = None
+
+
 class EnrichedFrame(Message):
-    """``fleet.frames.enriched`` (internal): a validated frame with its GPS fix and ST context."""
+    """``fleet.frames.enriched`` (internal): a validated frame with its GPS fix and ST context.
+
+    Keyed by segment_id when the frame was located on a segment, so that the inference worker owning
+    that segment's window state joins it (co-partitioned with ``fleet.segments.observations``).
+    """
 
     frame: Frame
     gps: AttachedFix | None
     cell_id: str | None
+    segment: SegmentContext | None = None
     st_context: Annotated[list[float], Field(min_length=ST_CONTEXT_DIM, max_length=ST_CONTEXT_DIM)]
     produced_at: AwareDatetime | None = Field(None, description="Kafka timestamp of the original frame")
     ingested_at: AwareDatetime
@@ -155,6 +201,7 @@ class Scene(Message):
     captured_at: AwareDatetime
     gps: AttachedFix | None
     cell_id: str | None
+    segment_id: str | None = None
     aspects: dict[str, AspectResult]
     anomaly: AnomalyResult
     objects: list[SceneObject]

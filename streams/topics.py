@@ -10,14 +10,22 @@ from fleetscope.settings import Settings
 
 FRAMES = "fleet.frames"  # vehicle -> dashcam JPEG + camera calibration
 GPS = "fleet.gps"  # vehicle -> GPS fix
-FRAMES_ENRICHED = "fleet.frames.enriched"  # internal: validated frame + attached GPS fix + ST context
+FRAMES_ENRICHED = "fleet.frames.enriched"  # internal, segment -> validated frame + GPS fix + ST context
+SEGMENT_OBSERVATIONS = "fleet.segments.observations"  # internal, segment -> map-matched fixes
 SCENES = "fleet.scenes"  # per-frame model outputs
 ALERTS = "fleet.alerts"  # anomaly alerts for operations teams
 DEADLETTER = "fleet.deadletter"  # anything that could not be processed, with its reason
 
-FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SCENES, ALERTS, DEADLETTER)
+FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SEGMENT_OBSERVATIONS, SCENES, ALERTS, DEADLETTER)
+
+SEGMENT_WINDOWS_TABLE = "segment-windows"  # Faust windowed table keyed by segment
+
+
+def changelog(settings: Settings, table: str) -> str:
+    """Faust's changelog topic of a table (named by app id, not by the topic prefix)."""
+    return f"{settings.worker.app_id}-{table}-changelog"
 
 
 def all_topics(settings: Settings) -> tuple[str, ...]:
-    """Full names of every topic that must exist before the worker starts."""
-    return tuple(settings.topic(t) for t in FLEET_TOPICS)
+    """Full names of every topic that must exist before the worker starts, table changelogs included."""
+    return (*(settings.topic(t) for t in FLEET_TOPICS), changelog(settings, SEGMENT_WINDOWS_TABLE))

@@ -5,7 +5,6 @@ Every wait is bounded; a service that cannot start fails the test run (never ski
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,21 +12,9 @@ from pathlib import Path
 import pytest
 
 from fleetscope.settings import Settings, load_settings
+from infra.process import free_ports
 from infra.stack import Stack
 from streams.producer import FleetProducer
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct TCP ports that are free right now."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def stack_settings(run_dir: Path, **worker: object) -> Settings:

@@ -61,7 +61,7 @@ def test_services_given_an_address_are_checked_not_started(settings, tmp_path):
 
 
 def test_an_unreachable_external_triton_fails_naming_the_setting(tmp_path):
-    from tests.conftest import free_ports
+    from infra.process import free_ports
 
     (port,) = free_ports(1)
     settings = load_settings(

@@ -228,14 +228,19 @@ class VehicleMatcher:
         c = col.candidates[state]
         return Match(col.fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m)
 
+    def tentative(self) -> list[Match]:
+        """The pending fixes on today's best path: the newest positions, which later fixes may still change."""
+        if not self._columns:
+            return []
+        out = []
+        for col, state in zip(self._columns, self._path(), strict=True):
+            c = col.candidates[state]
+            out.append(Match(col.fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m))
+        return out
+
     def flush(self) -> list[Match]:
         """Commit every pending fix (end of a chain or of the stream)."""
-        out = []
-        if self._columns:
-            path = self._path()
-            for col, state in zip(self._columns, path, strict=True):
-                c = col.candidates[state]
-                out.append(Match(col.fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m))
+        out = self.tentative()
         self._columns = []
         return out
 

@@ -23,10 +23,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 
 
-def register(rt: Runtime) -> PostgresSink:
-    """Define the fusion agent; return the sink so the app can close it at shutdown."""
+def register(rt: Runtime, sink: PostgresSink) -> None:
+    """Define the fusion agent, writing through ``sink``."""
     w = rt.settings.worker
-    sink = PostgresSink(rt.settings)
 
     async def write_with_retry(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
         delay = 0.5
@@ -55,5 +54,3 @@ def register(rt: Runtime) -> PostgresSink:
             for alert in merged:
                 await rt.send(topics.ALERTS, alert.vehicle_id, alert.encode())
                 metrics.ALERTS.labels(alert.type, alert.severity).inc()
-
-    return sink

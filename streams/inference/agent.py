@@ -1,4 +1,8 @@
-"""Inference: batch enriched frames, call the three Triton models, emit one ``Scene`` per frame."""
+"""Inference: join each frame with its segment's traffic window, call the three Triton models, emit ``Scene``s.
+
+Enriched frames are keyed by segment, so this worker owns the windows of the segments its frames
+are on (``streams.context.segment_windows``): the join is a local table read.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import numpy as np
 
 from fleetscope.errors import InferenceError
 from streams import metrics, topics
+from streams.context.segment_windows import SegmentWindows
+from streams.context.st_vector import with_window
 from streams.deadletter import dead_letter, decode_batch
 from streams.inference.outputs import to_scene
 from streams.inference.triton_client import TritonModels
@@ -17,7 +23,20 @@ from streams.schema import EnrichedFrame, utcnow
 log = logging.getLogger(__name__)
 
 
-def register(rt: Runtime) -> TritonModels:
+def joined(frame: EnrichedFrame, windows: SegmentWindows) -> EnrichedFrame:
+    """The frame with its segment's current window in the ST context (unchanged without a segment)."""
+    if frame.segment is None:
+        return frame
+    window = windows.lookup(frame.segment.segment_id, frame.frame.captured_at)
+    return frame.model_copy(
+        update={
+            "segment": frame.segment.model_copy(update={"window": window}),
+            "st_context": with_window(frame.st_context, window),
+        }
+    )
+
+
+def register(rt: Runtime, windows: SegmentWindows) -> TritonModels:
     """Define the inference agent; return the client so the app can close it at shutdown."""
     cfg = rt.settings.triton
     models = TritonModels(cfg)
@@ -39,9 +58,10 @@ def register(rt: Runtime) -> TritonModels:
     async def infer(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(cfg.batch_size, within=cfg.batch_linger_s):
             rt.received(topics.FRAMES_ENRICHED, *events)
-            batch, batch_events = await decode_batch(rt, events, EnrichedFrame, "inference")
-            if not batch:
+            decoded, batch_events = await decode_batch(rt, events, EnrichedFrame, "inference")
+            if not decoded:
                 continue
+            batch = [joined(f, windows) for f in decoded]
             for event, frame, result in zip(batch_events, batch, await run_batch(batch), strict=True):
                 if isinstance(result, Exception):
                     await dead_letter(rt, event, "inference", "inference_failed", str(result))

@@ -49,6 +49,7 @@ def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs
         captured_at=f.captured_at,
         gps=frame.gps,
         cell_id=frame.cell_id,
+        segment_id=frame.segment.segment_id if frame.segment else None,
         aspects=aspects,
         anomaly=anomaly,
         objects=objects,

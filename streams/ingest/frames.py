@@ -1,4 +1,8 @@
-"""Frame ingest: validate, check the JPEG decodes, attach the nearest GPS fix and the ST context."""
+"""Frame ingest: validate, check the JPEG decodes, attach the nearest GPS fix, the road segment and the ST context.
+
+The enriched frame is keyed by its segment, so it reaches the worker that holds that segment's
+traffic windows (the inference agent joins them there); a frame without a segment stays keyed by vehicle.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,10 @@ from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
 from streams.context.gps_track import Row, nearest_fix, newest_ts
 from streams.context.st_vector import cell_id, context_vector
+from streams.context.vehicle_track import VehicleTracks
 from streams.deadletter import decode_or_dead_letter
 from streams.runtime import Runtime
-from streams.schema import AttachedFix, EnrichedFrame, Frame, keyed_by_vehicle, utcnow
+from streams.schema import AttachedFix, EnrichedFrame, Frame, SegmentContext, keyed_by_vehicle, utcnow
 
 MAX_PIXELS = 4096 * 4096
 
@@ -41,8 +46,8 @@ def valid_frame(frame: Frame, event: EventT) -> None:
     check_jpeg(frame.jpeg)
 
 
-def register(rt: Runtime) -> None:
-    """Define the frame ingest agent (joins with the fixes ``streams.ingest.gps`` keeps)."""
+def register(rt: Runtime, tracks: VehicleTracks) -> None:
+    """Define the frame ingest agent (joins with the fixes and tracks the map-matching agent keeps)."""
     w = rt.settings.worker
 
     async def attach(frame: Frame) -> AttachedFix | None:
@@ -69,14 +74,23 @@ def register(rt: Runtime) -> None:
             if frame is None:
                 continue
             fix = await attach(frame)
+            located = tracks.located(frame.vehicle_id, fix.ts) if fix else None
             if fix is None:
                 metrics.FRAMES_WITHOUT_CONTEXT.inc()
+            if located is None:
+                metrics.FRAMES_WITHOUT_SEGMENT.inc()
             enriched = EnrichedFrame(
                 frame=frame,
                 gps=fix,
                 cell_id=cell_id(fix.lat, fix.lon, w.cell_deg) if fix else None,
-                st_context=context_vector(frame, fix, w.gps_tolerance_s),
+                segment=SegmentContext(
+                    segment_id=located.segment.segment_id, offset_m=located.offset_m, committed=located.committed
+                )
+                if located
+                else None,
+                st_context=context_vector(frame, fix, w.gps_tolerance_s, located.segment if located else None),
                 produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
                 ingested_at=utcnow(),
             )
-            await rt.send(topics.FRAMES_ENRICHED, frame.vehicle_id, enriched.encode())
+            key = located.segment.segment_id if located else frame.vehicle_id
+            await rt.send(topics.FRAMES_ENRICHED, key, enriched.encode())

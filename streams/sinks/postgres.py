@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from fleetscope.settings import Settings
 from streams import metrics
-from streams.schema import Alert, Scene
-from streams.sinks.tables import alerts, frame_observations
+from streams.context.road_network import Segment
+from streams.schema import Alert, Scene, SegmentWindow
+from streams.sinks.tables import alerts, frame_observations, segment_stats
 from streams.windows import window_bounds
 
 _RECOMPUTE_ROAD_CONDITIONS = sa.text(
@@ -60,6 +61,7 @@ def observation_row(scene: Scene) -> dict[str, Any]:
         "lat": scene.gps.lat if scene.gps else None,
         "lon": scene.gps.lon if scene.gps else None,
         "cell_id": scene.cell_id,
+        "segment_id": scene.segment_id,
         "speed_mps": scene.gps.speed_mps if scene.gps else None,
         "anomaly_score": scene.anomaly.score,
         "anomaly_type": scene.anomaly.type,
@@ -105,6 +107,41 @@ class PostgresSink:
         metrics.SINK_ROWS.labels("road_conditions").inc(len(touched))
         return merged
 
+    async def write_segment_stats(self, windows: Sequence[tuple[SegmentWindow, Segment]]) -> None:
+        """Upsert segment windows as absolute values (writing one twice leaves the same row)."""
+        if not windows:
+            return
+        rows = [segment_stats_row(w, seg) for w, seg in windows]
+        stmt = insert(segment_stats)
+        keys = {"segment_id", "window_start", "window_seconds"}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=sorted(keys),
+            set_={c: stmt.excluded[c] for c in rows[0] if c not in keys} | {"updated_at": sa.func.now()},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, rows)
+        metrics.SINK_ROWS.labels("segment_stats").inc(len(rows))
+
+
+def segment_stats_row(window: SegmentWindow, segment: Segment) -> dict[str, Any]:
+    """The segment_stats row of a window, with the segment's static attributes."""
+    speed = window.median_speed_mps
+    return {
+        "segment_id": window.segment_id,
+        "window_start": window.window_start,
+        "window_seconds": window.window_seconds,
+        "fixes": window.fixes,
+        "vehicles": window.vehicles,
+        "trajectories": window.trajectories,
+        "median_speed_kmh": speed * 3.6 if speed is not None else None,
+        "hard_brakes": window.hard_brakes,
+        "name": segment.name or None,
+        "road_class": segment.road_class,
+        "lanes": segment.lanes,
+        "speed_limit_kmh": segment.speed_limit_kmh,
+        "length_m": round(segment.length_m, 1),
+    }
+
 
 async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
     row = {
@@ -134,6 +171,7 @@ async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
             "lat": sa.func.coalesce(cur.lat, ex.lat),
             "lon": sa.func.coalesce(cur.lon, ex.lon),
             "cell_id": sa.func.coalesce(cur.cell_id, ex.cell_id),
+            "segment_id": sa.func.coalesce(cur.segment_id, ex.segment_id),
             "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f"))))
             .select_from(sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f"))
             .scalar_subquery(),

@@ -33,6 +33,7 @@ frame_observations = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("cell_id", Text, comment="grid cell of the attached GPS fix; NULL without a fix"),
+    Column("segment_id", Text, comment="map-matched road segment; NULL when off the network or without a fix"),
     Column("speed_mps", Float),
     Column("anomaly_score", Float, nullable=False),
     Column("anomaly_type", Text, nullable=False),
@@ -52,7 +53,7 @@ alerts = Table(
     Column("lat", Float),
     Column("lon", Float),
     Column("cell_id", Text),
-    Column("segment_id", Text, comment="road segment once map matching provides it"),
+    Column("segment_id", Text, comment="map-matched road segment of the first frame"),
     Column("window_start", DateTime(timezone=True), nullable=False),
     Column("window_end", DateTime(timezone=True), nullable=False),
     Column("score", Float, nullable=False, comment="highest anomaly score seen in the window"),
@@ -80,3 +81,24 @@ road_conditions = Table(
     PrimaryKeyConstraint("cell_id", "window_start", "window_seconds"),
 )
 Index("road_conditions_window_start", road_conditions.c.window_start)
+
+segment_stats = Table(
+    "segment_stats",
+    metadata,
+    Column("segment_id", Text, nullable=False, comment="<from OSM node>-<to OSM node>[-k]: one direction of a road"),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_seconds", Integer, nullable=False),
+    Column("fixes", Integer, nullable=False, comment="map-matched GPS fixes on the segment in the window"),
+    Column("vehicles", Integer, nullable=False),
+    Column("trajectories", Integer, nullable=False, comment="passes through the segment"),
+    Column("median_speed_kmh", Float, comment="median GPS speed of the fixes"),
+    Column("hard_brakes", Integer, nullable=False),
+    Column("name", Text),
+    Column("road_class", Text, nullable=False),
+    Column("lanes", Integer, nullable=False, comment="in this direction"),
+    Column("speed_limit_kmh", Float, nullable=False),
+    Column("length_m", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("segment_id", "window_start", "window_seconds"),
+)
+Index("segment_stats_window_start", segment_stats.c.window_start)

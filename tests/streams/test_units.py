@@ -12,13 +12,13 @@ import pytest
 from alerts.rules import alert_id, evaluate, severity
 from fleetscope.errors import InferenceError, InvalidMessage
 from fleetscope.settings import TritonSettings
+from infra.process import free_ports
 from models.vocab import ANOMALY_TYPES, ST_CONTEXT_DIM
 from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.inference.triton_client import TritonModels
 from streams.ingest.frames import check_jpeg
 from streams.schema import AnomalyResult, AspectResult, Frame, GpsFix, Scene, decode
-from tests.conftest import free_ports
 from tests.frames import sample_camera, sample_jpeg
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
@@ -94,10 +94,10 @@ def test_history_keeps_only_the_newest_fixes_and_a_repeated_fix_replaces_itself(
 
 def test_context_vector_is_explicitly_empty_without_a_fix():
     frame = Frame(vehicle_id="v1", frame_id="f", captured_at=T0, jpeg=b"x", camera=sample_camera())
-    empty = context_vector(frame, None, 2.0)
+    empty = context_vector(frame, None, 2.0, None)
     assert empty == [0.0] * ST_CONTEXT_DIM
     history = add_fix([], fix(0.5), keep=5)
-    full = context_vector(frame, nearest_fix(history, T0, 2.0), 2.0)
+    full = context_vector(frame, nearest_fix(history, T0, 2.0), 2.0, None)
     assert full[0] == 1.0 and full[1] == pytest.approx(10 / 30) and full[8] == pytest.approx(0.25)
 
 

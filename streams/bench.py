@@ -1,0 +1,148 @@
+"""``fleetscope bench gps``: GPS fixes per second through the real broker and one Faust worker.
+
+A simulated fleet's fixes are encoded up front and produced to ``fleet.gps`` of a GPS-only embedded
+stack (broker and PostgreSQL, no Triton). One worker then drains the backlog: map matching, the
+repartition by segment, the segment-window table and ``segment_stats``. Rates come from the worker's
+own counters, polled every 0.1 s. Side by side in the same run, the map matcher alone (same fixes, in
+process, no Kafka) gives the ratio that shows what the broker and Faust cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import click
+from prometheus_client.parser import text_string_to_metric_families
+
+TARGET_FIXES_PER_S = 5000.0
+
+
+def _counters(port: int) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("fleetscope_messages_in_total", "fleetscope_messages_out_total"):
+                out[(s.name, s.labels["topic"])] = s.value
+    return out
+
+
+@click.command("gps")
+@click.option("--vehicles", default=200, show_default=True, help="vehicles in the simulated fleet")
+@click.option("--duration", default=300, show_default=True, help="simulated seconds of GPS (1 fix/s per vehicle)")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for the worker (s)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
+def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: bool) -> None:
+    """GPS fixes/s per worker through the broker and Faust, against the 5,000 fixes/s target.
+
+    Starts its own broker and PostgreSQL on free ports under var/bench-gps and stops them at the end.
+    """
+    from fleetscope.settings import REPO_ROOT, load_settings
+    from infra.process import free_ports
+    from infra.stack import Stack
+    from infra.worker import WorkerProcess
+    from sim.cli import DEFAULT_START
+    from sim.publish import in_delivery_order
+    from sim.world import GpsEmission, World, WorldConfig
+    from streams import topics
+    from streams.context.road_network import load_network
+    from streams.context.vehicle_track import VehicleTracks
+    from streams.producer import FleetProducer
+    from streams.schema import GpsFix
+
+    network = load_network()
+    click.echo(f"simulating {vehicles} vehicles for {duration} s (GPS only) ...", err=True)
+    world = World(network, WorldConfig(vehicles=vehicles, frames=False), seed, datetime.fromisoformat(DEFAULT_START))
+    fields = {"vehicle_id", "ts", "lat", "lon", "speed_mps", "heading_deg", "accuracy_m"}
+    fixes = [
+        GpsFix(**e.truth.model_dump(include=fields))
+        for e in in_delivery_order(world.run(duration))
+        if isinstance(e, GpsEmission)
+    ]
+    encoded = [(f.vehicle_id, f.encode()) for f in fixes]
+
+    tracks = VehicleTracks(network)
+    t0 = time.perf_counter()
+    for f in fixes:
+        tracks.push(f.vehicle_id, f.ts, f.lat, f.lon, f.speed_mps, f.heading_deg)
+    alone = len(fixes) / (time.perf_counter() - t0)
+
+    kafka, pg, metrics_port = free_ports(3)
+    settings = load_settings(
+        kafka={"embedded_port": kafka},
+        postgres={"embedded_port": pg},
+        worker={"metrics_port": metrics_port, "embedded": False},
+        stack={"run_dir": REPO_ROOT / "var" / "bench-gps"},
+    )
+    gps, observations = settings.topic(topics.GPS), settings.topic(topics.SEGMENT_OBSERVATIONS)
+    with Stack(settings, with_triton=False):
+        click.echo(f"producing {len(encoded)} fixes to {gps} ...", err=True)
+        p0 = time.perf_counter()
+        with FleetProducer(settings) as producer:
+            for key, value in encoded:
+                producer.send_raw(gps, key, value)
+            producer.flush()
+        produce_rate = len(encoded) / (time.perf_counter() - p0)
+
+        worker = WorkerProcess(settings)
+        try:
+            click.echo("starting one worker; it drains the backlog ...", err=True)
+            worker.start()
+            first = gps_done = windows_done = None
+            deadline = time.monotonic() + timeout
+            while windows_done is None:
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"worker did not finish within {timeout:g}s; see {worker.process.log_path}"
+                    )
+                c = _counters(metrics_port)
+                now = time.perf_counter()
+                n_in = c.get(("fleetscope_messages_in_total", gps), 0)
+                if first is None and n_in > 0:
+                    first = now
+                if gps_done is None and n_in >= len(encoded):
+                    gps_done = now
+                sent = c.get(("fleetscope_messages_out_total", observations), 0)
+                if gps_done and c.get(("fleetscope_messages_in_total", observations), 0) >= sent > 0:
+                    windows_done = now
+                time.sleep(0.1)
+        finally:
+            worker.stop()
+    assert first is not None and gps_done is not None
+    matched_rate = len(encoded) / (gps_done - first)
+    full_rate = len(encoded) / (windows_done - first)
+    result = {
+        "fixes": len(encoded),
+        "vehicles": vehicles,
+        "matcher_alone_fixes_per_s": round(alone),
+        "produce_fixes_per_s": round(produce_rate),
+        "worker_matched_fixes_per_s": round(matched_rate),
+        "worker_with_segment_windows_fixes_per_s": round(full_rate),
+        "ratio_worker_to_matcher_alone": round(full_rate / alone, 3),
+        "target_fixes_per_s": TARGET_FIXES_PER_S,
+        "ratio_to_target": round(full_rate / TARGET_FIXES_PER_S, 3),
+    }
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        "\n".join(
+            [
+                f"GPS through the broker and one Faust worker (synthetic fleet, {vehicles} vehicles, "
+                f"{len(encoded)} fixes)",
+                f"  map matcher alone, in process       {alone:8.0f} fixes/s",
+                f"  produce to {gps:<24} {produce_rate:8.0f} fixes/s",
+                f"  worker: consumed and map-matched    {matched_rate:8.0f} fixes/s",
+                f"  worker: + segment windows (all done) {full_rate:7.0f} fixes/s  "
+                f"= {full_rate / alone:.2f} x matcher alone, {full_rate / TARGET_FIXES_PER_S:.2f} x target "
+                f"({TARGET_FIXES_PER_S:.0f}/s)",
+                f"  worker log: {Path(worker.process.log_path)}",
+            ]
+        )
+    )

@@ -1,0 +1,52 @@
+"""Map matching in the pipeline: each vehicle's GPS fixes onto the road network, repartitioned by segment.
+
+Fixes arrive keyed by vehicle. The agent validates them, keeps them for the frame join, runs the
+vehicle's online matcher and kinematics, and sends the committed positions of each batch to
+``fleet.segments.observations``, one message per segment, keyed by segment so that one worker owns
+each segment's windows (``streams.context.segment_windows``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from streams import metrics, topics
+from streams.context.vehicle_track import TrackPoint, VehicleTracks
+from streams.deadletter import decode_or_dead_letter
+from streams.runtime import Runtime
+from streams.schema import GpsFix, ObservedFix, SegmentObservations, keyed_by_vehicle
+
+
+def register(rt: Runtime, tracks: VehicleTracks) -> None:
+    """Define the map-matching agent; fixes go into ``rt.gps`` and ``tracks``."""
+    w = rt.settings.worker
+
+    async def send(points: list[TrackPoint]) -> None:
+        by_segment: dict[str, list[ObservedFix]] = defaultdict(list)
+        for p in points:
+            by_segment[p.segment.segment_id].append(
+                ObservedFix(vehicle_id=p.vehicle_id, ts=p.ts, speed_mps=p.speed_mps, hard_braking=p.hard_braking)
+            )
+            metrics.GPS_FIXES.labels("matched" if p.in_order else "matched_late").inc()
+            metrics.HARD_BRAKING.inc(p.hard_braking)
+        for segment_id, fixes in by_segment.items():
+            obs = SegmentObservations(segment_id=segment_id, fixes=fixes)
+            await rt.send(topics.SEGMENT_OBSERVATIONS, segment_id, obs.encode())
+
+    @rt.app.agent(rt.topic(topics.GPS), name="match-gps")
+    async def match_gps(stream):  # type: ignore[no-untyped-def]
+        async for events in stream.take_events(w.match_batch_size, within=w.match_linger_s):
+            rt.received(topics.GPS, *events)
+            points = []
+            for event in events:
+                fix = await decode_or_dead_letter(rt, event, GpsFix, "ingest", check=keyed_by_vehicle)
+                if fix is not None:
+                    rt.gps.add(fix)
+                    points += tracks.push(fix.vehicle_id, fix.ts, fix.lat, fix.lon, fix.speed_mps, fix.heading_deg)
+            await send(points)
+
+    # The matcher holds a vehicle's newest fixes until later ones settle them; a vehicle that stops
+    # sending (parked, or the end of a stream) would keep them forever.
+    @rt.app.timer(w.match_idle_flush_s / 2)
+    async def commit_idle_vehicles() -> None:
+        await send(tracks.flush_idle(w.match_idle_flush_s))

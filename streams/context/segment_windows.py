@@ -1,0 +1,187 @@
+"""Per-segment traffic windows: a Faust hopping-window table keyed by road segment.
+
+The map-matching agent repartitions matched fixes by segment (``fleet.segments.observations``), so
+one worker owns each segment's windows. A window's value holds every matched fix by vehicle and time,
+so processing a message twice (at-least-once delivery after a crash) changes nothing, and the counts
+are exact: fixes, vehicles, trajectories (passes through the segment), median GPS speed and hard
+brakes. Changed windows go to Postgres ``segment_stats`` as absolute values every ``segment_flush_s``.
+
+Windows expire by event time (``segment_window_keep_s`` behind the newest fix of their partition);
+Faust's own expiry uses the wall clock, which would drop replayed or simulated data at once. A fix
+older than that is counted and ignored, because its window may already be gone from memory.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any, cast
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from fleetscope.errors import InvalidMessage
+from streams import metrics, topics
+from streams.context.road_network import RoadNetwork
+from streams.deadletter import decode_or_dead_letter
+from streams.runtime import Runtime
+from streams.schema import ObservedFix, SegmentObservations, SegmentWindow
+from streams.sinks.postgres import PostgresSink
+
+log = logging.getLogger(__name__)
+
+TRAVERSAL_GAP_S = 30.0  # a vehicle back on a segment after this long is on a new pass
+WindowRange = tuple[float, float]
+WindowValue = dict[str, dict[str, list[Any]]]  # vehicle -> "epoch seconds" -> [speed_mps | None, hard_braking 0/1]
+
+
+def merged(value: WindowValue, fixes: Iterable[ObservedFix]) -> WindowValue:
+    """``value`` with ``fixes`` added; a fix already there (same vehicle and time) replaces itself."""
+    out = {vehicle: dict(by_time) for vehicle, by_time in value.items()}
+    for f in fixes:
+        out.setdefault(f.vehicle_id, {})[f"{f.ts.timestamp():.3f}"] = [f.speed_mps, int(f.hard_braking)]
+    return out
+
+
+def window_stats(segment_id: str, window: WindowRange, window_s: int, value: WindowValue) -> SegmentWindow:
+    """The traffic of one segment window, computed from its value."""
+    speeds: list[float] = []
+    fixes = trajectories = hard_brakes = 0
+    for by_time in value.values():
+        times = sorted(float(t) for t in by_time)
+        trajectories += 1 + sum(1 for a, b in zip(times, times[1:], strict=False) if b - a > TRAVERSAL_GAP_S)
+        for speed, braking in by_time.values():
+            fixes += 1
+            hard_brakes += int(braking)
+            if speed is not None:
+                speeds.append(float(speed))
+    return SegmentWindow(
+        segment_id=segment_id,
+        window_start=datetime.fromtimestamp(window[0], timezone.utc),
+        window_seconds=window_s,
+        fixes=fixes,
+        vehicles=len(value),
+        trajectories=trajectories,
+        median_speed_mps=statistics.median(speeds) if speeds else None,
+        hard_brakes=hard_brakes,
+    )
+
+
+def partition_of(segment_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a segment-keyed message (murmur2, as the Java client)."""
+    return (murmur2(segment_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+class SegmentWindows:
+    """The windowed table, the agent that fills it, and the flush of changed windows to ``segment_stats``."""
+
+    def __init__(self, rt: Runtime, network: RoadNetwork, sink: PostgresSink) -> None:
+        w = rt.settings.worker
+        self.rt, self.network, self.sink = rt, network, sink
+        self.window_s, self.keep_s = w.segment_window_s, w.segment_window_keep_s
+        self.window = faust.HoppingWindow(w.segment_window_s, w.segment_hop_s)
+        self.store = rt.app.Table(topics.SEGMENT_WINDOWS_TABLE, default=dict, partitions=rt.settings.kafka.partitions)
+        self.table = self.store.hopping(w.segment_window_s, w.segment_hop_s)
+        self.dirty: set[tuple[str, WindowRange]] = set()
+        self._newest: dict[int, float] = defaultdict(float)  # partition -> newest fix time seen (event time)
+        self._expiry: dict[int, list[tuple[float, str, WindowRange]]] = defaultdict(list)
+        self.store.on_recover(self._recovered)
+
+    def lookup(self, segment_id: str, at: datetime) -> SegmentWindow | None:
+        """The window of ``segment_id`` with the most history before ``at`` (None if it holds no fix yet)."""
+        window = self.window.earliest(at.timestamp())
+        value = self.table[segment_id][window]
+        return window_stats(segment_id, window, self.window_s, value) if value else None
+
+    def add(self, partition: int, obs: SegmentObservations) -> None:
+        """Fold one message into its segment's windows (call inside the agent: writes go to the changelog)."""
+        newest = max([self._newest[partition], *(f.ts.timestamp() for f in obs.fixes)])
+        self._newest[partition] = newest
+        by_window: dict[WindowRange, list[ObservedFix]] = defaultdict(list)
+        for f in obs.fixes:
+            if f.ts.timestamp() < newest - self.keep_s:
+                metrics.SEGMENT_FIXES_TOO_LATE.inc()
+                continue
+            for window in self.window.ranges(f.ts.timestamp()):
+                by_window[cast(WindowRange, tuple(window))].append(f)
+        windows = self.table[obs.segment_id]
+        for window, fixes in by_window.items():
+            if not windows[window]:  # a new window: it expires by event time
+                heapq.heappush(self._expiry[partition], (window[1], obs.segment_id, window))
+            windows[window] = merged(windows[window], fixes)
+            self.dirty.add((obs.segment_id, window))
+        self._expire(partition, newest - self.keep_s)
+
+    def _expire(self, partition: int, before: float) -> None:
+        heap = self._expiry[partition]
+        while heap and heap[0][0] < before:
+            _, segment_id, window = heapq.heappop(heap)
+            if (segment_id, window) in self.dirty:  # not written to segment_stats yet: keep until flushed
+                heapq.heappush(heap, (before + self.window_s, segment_id, window))
+                break
+            del self.table[segment_id][window]
+
+    async def _recovered(self) -> None:
+        # Recovered windows are not in the expiry heaps yet, and may never have reached segment_stats.
+        partitions = self.rt.settings.kafka.partitions
+        for key in list(self.store.data.keys()):
+            segment_id, window = key[0], cast(WindowRange, tuple(key[1]))
+            heapq.heappush(self._expiry[partition_of(segment_id, partitions)], (window[1], segment_id, window))
+            self.dirty.add((segment_id, window))
+        log.info("segment windows recovered: %d windows", len(self.store.data))
+
+    async def flush(self) -> int:
+        """Write every changed window to ``segment_stats``; on failure they stay changed for the next try."""
+        if not self.dirty:
+            return 0
+        batch, self.dirty = self.dirty, set()
+        rows = []
+        for segment_id, window in sorted(batch):
+            value = self.table[segment_id][window]
+            if value:
+                rows.append((window_stats(segment_id, window, self.window_s, value), self.network.by_id(segment_id)))
+        try:
+            await self.sink.write_segment_stats(rows)
+        except Exception:
+            self.dirty |= batch
+            raise
+        return len(rows)
+
+
+def register(rt: Runtime, network: RoadNetwork, sink: PostgresSink) -> SegmentWindows:
+    """Define the segment-window agent and its flush timer; return the windows for the frame join."""
+    windows = SegmentWindows(rt, network, sink)
+
+    @rt.app.agent(rt.topic(topics.SEGMENT_OBSERVATIONS), name="segment-windows")
+    async def segment_windows(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            rt.received(topics.SEGMENT_OBSERVATIONS, event)
+            obs = await decode_or_dead_letter(rt, event, SegmentObservations, "segment-windows", check=_known(network))
+            if obs is not None:
+                windows.add(event.message.partition, obs)
+
+    @rt.app.timer(rt.settings.worker.segment_flush_s)
+    async def flush_segment_stats() -> None:
+        try:
+            await windows.flush()
+        except Exception as exc:  # PostgreSQL down: the windows stay changed and go with the next flush
+            metrics.SINK_ERRORS.labels("segment_stats").inc()
+            log.warning("segment_stats not written (%s); will retry", str(exc).splitlines()[0])
+
+    return windows
+
+
+def _known(network: RoadNetwork) -> Any:
+    """A check that the message names a segment of this worker's road network."""
+
+    def check(obs: SegmentObservations, event: Any) -> None:
+        try:
+            network.by_id(obs.segment_id)
+        except KeyError:
+            raise InvalidMessage("unknown_segment", f"{obs.segment_id} is not in {network.source}") from None
+
+    return check

@@ -1,0 +1,121 @@
+"""Every vehicle's track on the road network: its online map matcher, kinematics and recent positions.
+
+A per-worker cache, like the GPS fixes it is built from: fleet.gps is keyed by vehicle, so the worker
+that owns a vehicle sees all of its fixes, and after a restart or rebalance the matcher warms up again
+within a few fixes. The frame join asks where a vehicle was at a fix's time: the committed match if
+there is one, else the tentative position on the current best path (the matcher commits with a lag).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from streams.context.kinematics import VehicleKinematics
+from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
+from streams.context.road_network import RoadNetwork, Segment
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    """A committed position of a vehicle, with what GPS says about its motion there."""
+
+    vehicle_id: str
+    ts: datetime
+    segment: Segment
+    offset_m: float
+    speed_mps: float | None  # None for a late fix without receiver speed
+    accel_mps2: float | None
+    hard_braking: bool
+    in_order: bool
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a vehicle was at one fix's time."""
+
+    segment: Segment
+    offset_m: float
+    committed: bool  # False: tentative, the matcher may still revise it
+
+
+@dataclass
+class _Track:
+    matcher: VehicleMatcher
+    kinematics: VehicleKinematics
+    committed: OrderedDict[datetime, Match]
+    last_push: float = 0.0  # monotonic time of the newest fix pushed
+
+
+class VehicleTracks:
+    """The tracks of every vehicle this worker has seen (a bounded number of recent positions each)."""
+
+    def __init__(self, network: RoadNetwork, sigma_m: float = 5.0, keep: int = 120) -> None:
+        self.network = network
+        self.index = SegmentIndex(network)
+        self.routes = RouteDistances(network)
+        self.sigma_m = sigma_m
+        self.keep = keep
+        self._tracks: dict[str, _Track] = {}
+
+    def _track(self, vehicle_id: str) -> _Track:
+        track = self._tracks.get(vehicle_id)
+        if track is None:
+            matcher = VehicleMatcher(self.index, self.routes, sigma_m=self.sigma_m)
+            track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
+        return track
+
+    def push(
+        self,
+        vehicle_id: str,
+        ts: datetime,
+        lat: float,
+        lon: float,
+        speed_mps: float | None = None,
+        heading_deg: float | None = None,
+    ) -> list[TrackPoint]:
+        """Add one fix; return the positions it commits (older fixes of the same vehicle, in time order)."""
+        x, y = self.network.projection.to_xy(lat, lon)
+        track = self._track(vehicle_id)
+        track.last_push = time.monotonic()
+        return self._commit(vehicle_id, track, track.matcher.push(Fix(ts, float(x), float(y), speed_mps, heading_deg)))
+
+    def flush_idle(self, idle_s: float) -> list[TrackPoint]:
+        """Commit the pending fixes of vehicles that sent nothing for ``idle_s`` (parked, or the stream ended)."""
+        now = time.monotonic()
+        points = []
+        for vehicle_id, track in self._tracks.items():
+            if now - track.last_push >= idle_s and track.matcher.tentative():
+                points += self._commit(vehicle_id, track, track.matcher.flush())
+        return points
+
+    def _commit(self, vehicle_id: str, track: _Track, matches: Iterable[Match]) -> list[TrackPoint]:
+        points = []
+        for m in matches:
+            track.committed[m.fix.ts] = m
+            speed: float | None
+            if m.in_order:
+                k = track.kinematics.update(m)
+                speed, accel, braking = k.speed_mps, k.accel_mps2, k.hard_braking
+            else:  # a late fix: its neighbours' kinematics are settled, so it only reports its own speed
+                speed, accel, braking = m.fix.speed_mps, None, False
+            points.append(TrackPoint(vehicle_id, m.fix.ts, m.segment, m.offset_m, speed, accel, braking, m.in_order))
+        while len(track.committed) > self.keep:
+            track.committed.popitem(last=False)
+        return points
+
+    def located(self, vehicle_id: str, fix_ts: datetime) -> Located | None:
+        """Where the vehicle was at the time of one of its fixes, or None if that fix matched no segment."""
+        track = self._tracks.get(vehicle_id)
+        if track is None:
+            return None
+        m = track.committed.get(fix_ts)
+        if m is not None:
+            return Located(m.segment, m.offset_m, committed=True)
+        for m in track.matcher.tentative():
+            if m.fix.ts == fix_ts:
+                return Located(m.segment, m.offset_m, committed=False)
+        return None
