@@ -20,6 +20,8 @@ from sim.world import GpsEmission, World, WorldConfig
 from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S, VehicleKinematics
 from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
 from streams.context.road_network import RoadNetwork
+from streams.context.segment_windows import merged, window_stats
+from streams.schema import ObservedFix
 
 
 @dataclass
@@ -102,7 +104,7 @@ def evaluate(
 
     truth = {(e.truth.vehicle_id, e.truth.ts): e.truth for e in emissions}
     correct = late = late_correct = 0
-    speeds: dict[tuple[str, datetime], list[tuple[str, float]]] = defaultdict(list)
+    observed: dict[tuple[str, datetime], list[ObservedFix]] = defaultdict(list)
     for vehicle_id, m in matches:
         t = truth[(vehicle_id, m.fix.ts)]
         ok = m.segment.segment_id == t.segment_id
@@ -110,22 +112,23 @@ def evaluate(
         if not m.in_order:
             late += 1
             late_correct += ok
-        if m.fix.speed_mps is not None:
-            window = start.timestamp() + (m.fix.ts.timestamp() - start.timestamp()) // window_s * window_s
-            speeds[(m.segment.segment_id, datetime.fromtimestamp(window, start.tzinfo))].append(
-                (vehicle_id, m.fix.speed_mps)
-            )
+        window = start.timestamp() + (m.fix.ts.timestamp() - start.timestamp()) // window_s * window_s
+        observed[(m.segment.segment_id, datetime.fromtimestamp(window, start.tzinfo))].append(
+            ObservedFix(vehicle_id=vehicle_id, ts=m.fix.ts, speed_mps=m.fix.speed_mps)
+        )
     true_brakes, detected_brakes = _hard_braking(emissions, matches, routes)
     errors = []
     for row in world.road_conditions():
         if row.window_seconds != window_s or row.vehicle_count < min_vehicles or not row.median_speed_mps:
             continue
-        observed = speeds.get((row.segment_id, row.window_start))
-        if not observed or len({v for v, _ in observed}) < min_vehicles:
+        fixes = observed.get((row.segment_id, row.window_start), [])
+        # The worker's own window arithmetic (streams.context.segment_windows) on this window's matched fixes.
+        start_s = row.window_start.timestamp()
+        stats = window_stats(row.segment_id, (start_s, start_s + window_s), window_s, merged({}, fixes))
+        if stats.vehicles < min_vehicles or stats.median_speed_mps is None:
             errors.append(1.0)  # the pipeline would not have this window: count it as a miss
             continue
-        median = statistics.median(s for _, s in observed)
-        errors.append(abs(median - row.median_speed_mps) / row.median_speed_mps)
+        errors.append(abs(stats.median_speed_mps - row.median_speed_mps) / row.median_speed_mps)
     return MapMatchingReport(
         vehicles=vehicles,
         duration_s=duration_s,

@@ -10,7 +10,7 @@ from faust.tables.manager import TableManager
 
 from fleetscope.errors import ConfigError
 from fleetscope.settings import Settings
-from streams import metrics
+from streams import changelog_recovery, metrics
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings) -> Runtime:
     """Build the app with every agent registered; nothing connects until the worker starts."""
+    changelog_recovery.install()
     k = settings.kafka
     app = faust.App(
         settings.worker.app_id,

@@ -19,6 +19,7 @@ from infra.broker import ensure_topics
 from infra.postgres import apply_schema
 from infra.process import free_ports
 from infra.worker import WorkerProcess
+from sim.fleet import GpsConfig
 from sim.publish import in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.road_network import load_network
@@ -95,46 +96,57 @@ def settled_rows(settings: Settings, timeout_s: float = 120, quiet_s: float = 5)
     raise AssertionError(f"segment_stats still changing after {timeout_s}s ({len(last or [])} rows)")
 
 
-@pytest.fixture
-def fixes() -> list[GpsFix]:
-    """Five minutes of a 40-vehicle fleet's GPS, in delivery order (late fixes included)."""
-    world = World(load_network(), WorldConfig(vehicles=40, frames=False), seed=11, start=T0)
+def fleet_gps(late_fraction: float = 0.03) -> list[GpsFix]:
+    """Five minutes of a 40-vehicle fleet's GPS, in delivery order."""
+    config = WorldConfig(vehicles=40, frames=False, gps=GpsConfig(late_fraction=late_fraction))
+    world = World(load_network(), config, seed=11, start=T0)
+    fields = {"vehicle_id", "ts", "lat", "lon", "speed_mps", "heading_deg", "accuracy_m"}
     return [
-        GpsFix(
-            **e.truth.model_dump(include={"vehicle_id", "ts", "lat", "lon", "speed_mps", "heading_deg", "accuracy_m"})
-        )
+        GpsFix(**e.truth.model_dump(include=fields))
         for e in in_delivery_order(world.run(300))
         if isinstance(e, GpsEmission)
     ]
 
 
+def send(settings: Settings, fixes: list[GpsFix]) -> None:
+    with FleetProducer(settings) as producer:
+        for f in fixes:
+            producer.send_gps(f)
+
+
+def start_workers(stack: ExitStack, base: Settings, tmp_path: Path, names: list[str]) -> list[WorkerProcess]:
+    """One worker per name; workers with the same name share a consumer group (and topics and database)."""
+    groups = {name: consumer_group(base, name) for name in dict.fromkeys(names)}
+    started = []
+    for n, name in enumerate(names):
+        w = WorkerProcess(worker_settings(groups[name], tmp_path / f"worker{n}"))
+        if names.index(name) == n:
+            ensure_topics(w.settings)
+            apply_schema(w.settings)
+        stack.callback(w.stop)
+        w.start()
+        started.append(w)
+    return started
+
+
 @pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Settings, list[WorkerProcess]]]:
-    groups = {name: consumer_group(settings, name) for name in ("one", "two")}
+def workers(settings: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
     with ExitStack() as stack:
-        started = []
-        for n, name in enumerate(("one", "two", "two")):
-            w = WorkerProcess(worker_settings(groups[name], tmp_path / f"worker{n}"))
-            if n < 2:
-                ensure_topics(w.settings)
-                apply_schema(w.settings)
-            stack.callback(w.stop)
-            w.start()
-            started.append(w)
+        started = start_workers(stack, settings, tmp_path, ["one", "two", "two"])
         # The second worker of group "two" joined last: wait until the group has settled with both in it.
         deadline = time.monotonic() + 60
         while not all(metric(w, "fleetscope_worker_ready") == 1 for w in started[1:]):
             assert time.monotonic() < deadline, "group 'two' did not settle with both workers"
             time.sleep(0.5)
-        yield started[0].settings, started[1].settings, started
+        yield started
 
 
-def test_two_workers_in_one_group_write_the_same_segment_stats_as_one_worker(workers, fixes):
-    one, two, (alone, first, second) = workers
+def test_two_workers_in_one_group_write_the_same_segment_stats_as_one_worker(workers):
+    alone, first, second = workers
+    one, two = alone.settings, first.settings
+    fixes = fleet_gps()
     for settings in (one, two):
-        with FleetProducer(settings) as producer:
-            for f in fixes:
-                producer.send_gps(f)
+        send(settings, fixes)
 
     rows_one, rows_two = settled_rows(one), settled_rows(two)
     gps_topic = two.topic("fleet.gps")
@@ -147,3 +159,27 @@ def test_two_workers_in_one_group_write_the_same_segment_stats_as_one_worker(wor
     # Every fix counts in the two overlapping windows that contain it; nearly all fixes are matched.
     counted = sum(r[3] for r in rows_one) / 2
     assert 0.95 * len(fixes) <= counted <= len(fixes)
+
+
+def test_a_restarted_worker_recovers_its_segment_windows_from_the_changelog(settings, tmp_path):
+    # No late fixes: after the pause between the halves each vehicle's matcher starts a new chain in
+    # both groups, so the only difference left is the restart (and its recovery of the window table).
+    fixes = fleet_gps(late_fraction=0.0)
+    half = len(fixes) // 2
+    with ExitStack() as stack:
+        steady, restarted = start_workers(stack, settings, tmp_path, ["steady", "restarted"])
+        for w in (steady, restarted):
+            send(w.settings, fixes[:half])
+        first_half = settled_rows(restarted.settings)
+        settled_rows(steady.settings)
+        restarted.stop()
+        restarted.start()
+        for w in (steady, restarted):
+            send(w.settings, fixes[half:])
+        rows_steady, rows_restarted = settled_rows(steady.settings), settled_rows(restarted.settings)
+        log = restarted.process.log_path.read_text()
+    recovered = [line for line in log.splitlines() if "segment windows recovered" in line]
+    assert len(recovered) >= 2 and not recovered[-1].endswith("recovered: 0 windows"), recovered
+    # Windows that span the restart were updated after it: they hold fixes from before and after.
+    assert len(rows_restarted) > len(first_half)
+    assert rows_restarted == rows_steady

@@ -27,8 +27,10 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
             by_segment[p.segment.segment_id].append(
                 ObservedFix(vehicle_id=p.vehicle_id, ts=p.ts, speed_mps=p.speed_mps, hard_braking=p.hard_braking)
             )
-            metrics.GPS_FIXES.labels("matched" if p.in_order else "matched_late").inc()
-            metrics.HARD_BRAKING.inc(p.hard_braking)
+        late = sum(1 for p in points if not p.in_order)
+        metrics.GPS_FIXES.labels("matched").inc(len(points) - late)
+        metrics.GPS_FIXES.labels("matched_late").inc(late)
+        metrics.HARD_BRAKING.inc(sum(p.hard_braking for p in points))
         for segment_id, fixes in by_segment.items():
             obs = SegmentObservations(segment_id=segment_id, fixes=fixes)
             await rt.send(topics.SEGMENT_OBSERVATIONS, segment_id, obs.encode())
@@ -37,13 +39,11 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
     async def match_gps(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(w.match_batch_size, within=w.match_linger_s):
             rt.received(topics.GPS, *events)
-            points = []
-            for event in events:
-                fix = await decode_or_dead_letter(rt, event, GpsFix, "ingest", check=keyed_by_vehicle)
-                if fix is not None:
-                    rt.gps.add(fix)
-                    points += tracks.push(fix.vehicle_id, fix.ts, fix.lat, fix.lon, fix.speed_mps, fix.heading_deg)
-            await send(points)
+            fixes = [await decode_or_dead_letter(rt, e, GpsFix, "ingest", check=keyed_by_vehicle) for e in events]
+            valid = [f for f in fixes if f is not None]
+            for fix in valid:
+                rt.gps.add(fix)
+            await send(tracks.push_all(valid))
 
     # The matcher holds a vehicle's newest fixes until later ones settle them; a vehicle that stops
     # sending (parked, or the end of a stream) would keep them forever.

@@ -22,11 +22,22 @@ Row = list[Any]  # [epoch_s, lat, lon, speed_mps, heading_deg, accuracy_m]; the 
 
 
 def add_fix(history: list[Row], fix: GpsFix, keep: int) -> list[Row]:
-    """A new history with ``fix`` inserted in time order (a repeated timestamp replaces), newest ``keep`` kept."""
+    """``history`` with ``fix`` inserted in time order (a repeated timestamp replaces), newest ``keep`` kept.
+
+    Updates the list in place and returns it: this runs for every fix, and fixes mostly arrive in order.
+    """
     row: Row = [fix.ts.timestamp(), fix.lat, fix.lon, fix.speed_mps, fix.heading_deg, fix.accuracy_m]
-    rows = [r for r in history if r[0] != row[0]]
-    bisect.insort(rows, row, key=lambda r: r[0])
-    return rows[-keep:]
+    if not history or history[-1][0] < row[0]:
+        history.append(row)
+    else:
+        i = bisect.bisect_left(history, row[0], key=lambda r: r[0])
+        if i < len(history) and history[i][0] == row[0]:
+            history[i] = row
+        else:
+            history.insert(i, row)
+    if len(history) > keep:
+        del history[: len(history) - keep]
+    return history
 
 
 def nearest_fix(history: list[Row], at: datetime, tolerance_s: float) -> AttachedFix | None:
@@ -61,7 +72,7 @@ class RecentFixes:
         self._by_vehicle: dict[str, list[Row]] = {}
 
     def add(self, fix: GpsFix) -> None:
-        self._by_vehicle[fix.vehicle_id] = add_fix(self._by_vehicle.get(fix.vehicle_id, []), fix, self.keep)
+        add_fix(self._by_vehicle.setdefault(fix.vehicle_id, []), fix, self.keep)
 
     def history(self, vehicle_id: str) -> list[Row]:
         return self._by_vehicle.get(vehicle_id, [])

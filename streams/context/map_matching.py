@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-from shapely import LineString, Point, STRtree
 
 from streams.context.road_network import RoadNetwork, Segment
 
@@ -59,7 +58,10 @@ class Match:
 
 
 class SegmentIndex:
-    """Finds segment pieces near a point: an STRtree over every polyline piece, then numpy geometry."""
+    """Finds segment pieces near a point: a uniform grid of cells, each listing the pieces that may lie
+    within a search radius of some point of the cell, then plain-Python geometry on those few pieces."""
+
+    cell_m = 10.0  # grid cell side; smaller cells list fewer far pieces per lookup but take more memory
 
     def __init__(self, network: RoadNetwork):
         self.network = network
@@ -73,25 +75,50 @@ class SegmentIndex:
                 start.append(cum[i])
         ab = np.array(b) - np.array(a)
         len2 = np.maximum((ab**2).sum(1), 1e-12)
+        bearing = np.degrees(np.arctan2(ab[:, 0], ab[:, 1])) % 360
+        # One tuple per piece: start point, direction vector, squared and plain length, offset of its
+        # start along the segment, segment, bearing (everything a query needs, without attribute lookups).
         self._pieces = [
-            (float(p[0]), float(p[1]), float(q[0]), float(q[1]), float(n)) for p, q, n in zip(a, ab, len2, strict=True)
+            (float(p[0]), float(p[1]), float(q[0]), float(q[1]), float(n), math.sqrt(n), float(s), o, float(h))
+            for p, q, n, s, o, h in zip(a, ab, len2, start, owner, bearing, strict=True)
         ]
-        self._bearing = (np.degrees(np.arctan2(ab[:, 0], ab[:, 1])) % 360).tolist()
-        self._owner = owner
-        self._start = [float(v) for v in start]
-        self._tree = STRtree([LineString([p, q]) for p, q in zip(a, b, strict=True)])
+        self._grids: dict[float, dict[tuple[int, int], list[tuple]]] = {}
+
+    def _grid(self, radius_m: float) -> dict[tuple[int, int], list[tuple]]:
+        """Cell -> the pieces within ``radius_m`` of some point of the cell, in piece order (built once per radius)."""
+        grid = self._grids.get(radius_m)
+        if grid is not None:
+            return grid
+        grid = {}
+        cell = self.cell_m
+        # A point of a cell is at most half a diagonal (< one side) from the cell's centre.
+        reach = radius_m + cell
+        for piece in self._pieces:
+            ax, ay, dx, dy, len2 = piece[:5]
+            for ix in range(int((min(ax, ax + dx) - reach) // cell), int((max(ax, ax + dx) + reach) // cell) + 1):
+                for iy in range(int((min(ay, ay + dy) - reach) // cell), int((max(ay, ay + dy) + reach) // cell) + 1):
+                    cx, cy = (ix + 0.5) * cell, (iy + 0.5) * cell
+                    t = min(1.0, max(0.0, ((cx - ax) * dx + (cy - ay) * dy) / len2))
+                    if math.hypot(ax + t * dx - cx, ay + t * dy - cy) <= reach:
+                        grid.setdefault((ix, iy), []).append(piece)
+        self._grids[radius_m] = grid
+        return grid
 
     def candidates(self, x: float, y: float, radius_m: float, limit: int = 8) -> list[Candidate]:
         """The nearest position on every segment within ``radius_m``, closest ``limit`` first."""
         best: dict[int, tuple[float, float, float]] = {}
-        # A handful of pieces per query: plain Python beats numpy's per-call overhead here.
-        for k in self._tree.query(Point(x, y), predicate="dwithin", distance=radius_m).tolist():
-            ax, ay, dx, dy, len2 = self._pieces[k]
+        cell = self.cell_m
+        for ax, ay, dx, dy, len2, length, start, seg, bearing in self._grid(radius_m).get(
+            (int(x // cell), int(y // cell)), ()
+        ):
             t = min(1.0, max(0.0, ((x - ax) * dx + (y - ay) * dy) / len2))
             d = math.hypot(ax + t * dx - x, ay + t * dy - y)
-            seg = self._owner[k]
-            if seg not in best or d < best[seg][0]:
-                best[seg] = (d, self._start[k] + t * math.sqrt(len2), self._bearing[k])
+            if d > radius_m:
+                continue
+            # Ties (a point beyond the shared end of two pieces) go to the earlier piece.
+            known = best.get(seg)
+            if known is None or d < known[0]:
+                best[seg] = (d, start + t * length, bearing)
         ranked = sorted(best.items(), key=lambda kv: kv[1][0])[:limit]
         return [Candidate(seg, off, d, bearing) for seg, (d, off, bearing) in ranked]
 
@@ -131,18 +158,29 @@ class RouteDistances:
 
     def between(self, a: Candidate, b: Candidate, backtrack_m: float) -> float | None:
         """Route distance from position ``a`` to ``b``; a small step back on one segment counts as 0."""
-        if a.segment == b.segment and b.offset_m >= a.offset_m - backtrack_m:
-            return max(0.0, b.offset_m - a.offset_m)
-        d = self._from(a.segment).get(b.segment)
-        return None if d is None else d - a.offset_m + b.offset_m
+        return self.between_all(a, [b], backtrack_m)[0]
+
+    def between_all(self, a: Candidate, bs: list[Candidate], backtrack_m: float) -> list[float | None]:
+        """``between(a, b, backtrack_m)`` for every ``b`` in ``bs`` (looks up the distances from ``a`` once)."""
+        reach: dict[int, float] | None = None
+        out: list[float | None] = []
+        for b in bs:
+            if a.segment == b.segment and b.offset_m >= a.offset_m - backtrack_m:
+                out.append(max(0.0, b.offset_m - a.offset_m))
+                continue
+            if reach is None:
+                reach = self._from(a.segment)
+            d = reach.get(b.segment)
+            out.append(None if d is None else d - a.offset_m + b.offset_m)
+        return out
 
 
-@dataclass
+@dataclass(slots=True)
 class _Column:
     fix: Fix
     candidates: list[Candidate]
-    scores: np.ndarray  # log probability of the best path ending in each candidate
-    back: np.ndarray  # index of the best predecessor in the previous column (-1: chain start)
+    scores: list[float]  # log probability of the best path ending in each candidate (best: 0)
+    back: list[int]  # index of the best predecessor in the previous column (-1: chain start)
 
 
 @dataclass
@@ -163,26 +201,33 @@ class VehicleMatcher:
         """How far from a fix candidate segments are looked for (4 sigma, at least a street's width)."""
         return max(4 * self.sigma_m, 25.0)
 
-    def _emission(self, fix: Fix, c: Candidate) -> float:
-        score = -0.5 * (c.distance_m / self.sigma_m) ** 2
-        if fix.heading_deg is not None and (fix.speed_mps or 0.0) > 2.0:
-            score += self.heading_kappa * (math.cos(math.radians(fix.heading_deg - c.bearing_deg)) - 1)
-        return score
+    def _emissions(self, fix: Fix, cands: list[Candidate]) -> list[float]:
+        sigma, kappa = self.sigma_m, self.heading_kappa
+        heading = fix.heading_deg if (fix.speed_mps or 0.0) > 2.0 else None
+        out = []
+        for c in cands:
+            score = -0.5 * (c.distance_m / sigma) ** 2
+            if heading is not None:
+                score += kappa * (math.cos(math.radians(heading - c.bearing_deg)) - 1)
+            out.append(score)
+        return out
 
-    def _transition(self, prev: _Column, col_fix: Fix, b: Candidate) -> tuple[float, int]:
-        dt = max((col_fix.ts - prev.fix.ts).total_seconds(), 0.0)
-        straight = math.hypot(col_fix.x - prev.fix.x, col_fix.y - prev.fix.y)
+    def _transitions(self, prev: _Column, fix: Fix, cands: list[Candidate]) -> tuple[list[float], list[int]]:
+        """For each candidate: the best score of reaching it from ``prev``, and from which candidate (-1: none)."""
+        dt = max((fix.ts - prev.fix.ts).total_seconds(), 0.0)
+        straight = math.hypot(fix.x - prev.fix.x, fix.y - prev.fix.y)
         limit = MAX_SPEED_MPS * dt + ROUTE_SLACK_M
-        best, arg = -math.inf, -1
-        for i, a in enumerate(prev.candidates):
-            if prev.scores[i] == -math.inf:
+        backtrack, beta = 3 * self.sigma_m, self.beta_m
+        best, arg = [-math.inf] * len(cands), [-1] * len(cands)
+        for i, (a, prior) in enumerate(zip(prev.candidates, prev.scores, strict=True)):
+            if prior == -math.inf:
                 continue
-            route = self.routes.between(a, b, backtrack_m=3 * self.sigma_m)
-            if route is None or route > limit:
-                continue
-            score = prev.scores[i] - abs(route - straight) / self.beta_m
-            if score > best:
-                best, arg = score, i
+            for j, route in enumerate(self.routes.between_all(a, cands, backtrack)):
+                if route is None or route > limit:
+                    continue
+                score = prior - abs(route - straight) / beta
+                if score > best[j]:  # strictly: ties keep the earliest predecessor
+                    best[j], arg[j] = score, i
         return best, arg
 
     def push(self, fix: Fix) -> list[Match]:
@@ -194,29 +239,27 @@ class VehicleMatcher:
         cands = self.index.candidates(fix.x, fix.y, self.search_radius_m)
         if not cands:
             return self.flush()  # off the network: close the chain
-        emissions = np.array([self._emission(fix, c) for c in cands])
+        emissions = self._emissions(fix, cands)
         committed: list[Match] = []
+        scores, back = emissions, [-1] * len(cands)
         if self._columns:
-            prev = self._columns[-1]
-            pairs = [self._transition(prev, fix, c) for c in cands]
-            scores = np.array([p[0] for p in pairs]) + emissions
-            back = np.array([p[1] for p in pairs])
-            if np.all(np.isinf(scores)):
+            best, arg = self._transitions(self._columns[-1], fix, cands)
+            if max(best) == -math.inf:
                 committed = self.flush()  # no route explains the move (e.g. a long outage): new chain
-                scores, back = emissions, np.full(len(cands), -1)
-        else:
-            scores, back = emissions, np.full(len(cands), -1)
-        self._columns.append(_Column(fix, cands, scores - scores.max(), back))
+            else:
+                scores, back = [t + e for t, e in zip(best, emissions, strict=True)], arg
+        top = max(scores)
+        self._columns.append(_Column(fix, cands, [s - top for s in scores], back))
         if len(self._columns) > self.lag:
             committed.append(self._commit_oldest())
         return committed
 
     def _path(self) -> list[int]:
-        last = self._columns[-1]
-        state = int(np.argmax(last.scores))
+        scores = self._columns[-1].scores
+        state = scores.index(max(scores))  # the first best, as argmax would
         path = [state]
         for col in reversed(self._columns[1:]):
-            state = int(col.back[state])
+            state = col.back[state]
             path.append(state)
         return path[::-1]
 
@@ -224,7 +267,7 @@ class VehicleMatcher:
         # The oldest fix takes its state on today's best path; later evidence can no longer change it.
         state = self._path()[0]
         col = self._columns.pop(0)
-        self._columns[0].back = np.full(len(self._columns[0].candidates), -1)
+        self._columns[0].back = [-1] * len(self._columns[0].candidates)
         c = col.candidates[state]
         return Match(col.fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m)
 
@@ -249,5 +292,6 @@ class VehicleMatcher:
         cands = self.index.candidates(fix.x, fix.y, self.search_radius_m)
         if not cands:
             return None
-        c = max(cands, key=lambda c: self._emission(fix, c))
+        emissions = self._emissions(fix, cands)
+        c = cands[emissions.index(max(emissions))]
         return Match(fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m, in_order=False)

@@ -76,6 +76,19 @@ def partition_of(segment_id: str, partitions: int) -> int:
     return (murmur2(segment_id.encode()) & 0x7FFFFFFF) % partitions
 
 
+class SegmentTable(faust.Table):
+    """A table keyed by segment (windowed keys are ``(segment_id, window)``).
+
+    A key's changelog partition is its segment's partition in ``fleet.segments.observations``, stated
+    rather than taken from the event being processed (Faust's default), so a batch of messages from
+    several partitions can be folded in with one write per window.
+    """
+
+    def partition_for_key(self, key: Any) -> int:
+        segment_id = key[0] if isinstance(key, tuple | list) else key
+        return partition_of(str(segment_id), cast(int, self.partitions))
+
+
 class SegmentWindows:
     """The windowed table, the agent that fills it, and the flush of changed windows to ``segment_stats``."""
 
@@ -84,7 +97,18 @@ class SegmentWindows:
         self.rt, self.network, self.sink = rt, network, sink
         self.window_s, self.keep_s = w.segment_window_s, w.segment_window_keep_s
         self.window = faust.HoppingWindow(w.segment_window_s, w.segment_hop_s)
-        self.store = rt.app.Table(topics.SEGMENT_WINDOWS_TABLE, default=dict, partitions=rt.settings.kafka.partitions)
+        self.store = cast(
+            SegmentTable,
+            rt.app.tables.add(
+                SegmentTable(
+                    rt.app,
+                    name=topics.SEGMENT_WINDOWS_TABLE,
+                    default=dict,
+                    partitions=rt.settings.kafka.partitions,
+                    beacon=rt.app.tables.beacon,
+                )
+            ),
+        )
         self.table = self.store.hopping(w.segment_window_s, w.segment_hop_s)
         self.dirty: set[tuple[str, WindowRange]] = set()
         self._newest: dict[int, float] = defaultdict(float)  # partition -> newest fix time seen (event time)
@@ -97,24 +121,28 @@ class SegmentWindows:
         value = self.table[segment_id][window]
         return window_stats(segment_id, window, self.window_s, value) if value else None
 
-    def add(self, partition: int, obs: SegmentObservations) -> None:
-        """Fold one message into its segment's windows (call inside the agent: writes go to the changelog)."""
-        newest = max([self._newest[partition], *(f.ts.timestamp() for f in obs.fixes)])
-        self._newest[partition] = newest
-        by_window: dict[WindowRange, list[ObservedFix]] = defaultdict(list)
-        for f in obs.fixes:
-            if f.ts.timestamp() < newest - self.keep_s:
-                metrics.SEGMENT_FIXES_TOO_LATE.inc()
-                continue
-            for window in self.window.ranges(f.ts.timestamp()):
-                by_window[cast(WindowRange, tuple(window))].append(f)
-        windows = self.table[obs.segment_id]
-        for window, fixes in by_window.items():
+    def add(self, batch: Iterable[SegmentObservations]) -> None:
+        """Fold messages into their segments' windows, one changelog write per window touched."""
+        partitions = self.rt.settings.kafka.partitions
+        by_window: dict[tuple[str, WindowRange], list[ObservedFix]] = defaultdict(list)
+        for obs in batch:
+            partition = partition_of(obs.segment_id, partitions)
+            newest = self._newest[partition] = max([self._newest[partition], *(f.ts.timestamp() for f in obs.fixes)])
+            for f in obs.fixes:
+                if f.ts.timestamp() < newest - self.keep_s:
+                    metrics.SEGMENT_FIXES_TOO_LATE.inc()
+                    continue
+                for window in self.window.ranges(f.ts.timestamp()):
+                    by_window[(obs.segment_id, cast(WindowRange, tuple(window)))].append(f)
+        for (segment_id, window), fixes in by_window.items():
+            windows = self.table[segment_id]
             if not windows[window]:  # a new window: it expires by event time
-                heapq.heappush(self._expiry[partition], (window[1], obs.segment_id, window))
+                partition = partition_of(segment_id, partitions)
+                heapq.heappush(self._expiry[partition], (window[1], segment_id, window))
             windows[window] = merged(windows[window], fixes)
-            self.dirty.add((obs.segment_id, window))
-        self._expire(partition, newest - self.keep_s)
+            self.dirty.add((segment_id, window))
+        for partition, newest in self._newest.items():
+            self._expire(partition, newest - self.keep_s)
 
     def _expire(self, partition: int, before: float) -> None:
         heap = self._expiry[partition]
@@ -156,15 +184,17 @@ def register(rt: Runtime, network: RoadNetwork, sink: PostgresSink) -> SegmentWi
     """Define the segment-window agent and its flush timer; return the windows for the frame join."""
     windows = SegmentWindows(rt, network, sink)
 
+    w = rt.settings.worker
+    known = _known(network)
+
     @rt.app.agent(rt.topic(topics.SEGMENT_OBSERVATIONS), name="segment-windows")
     async def segment_windows(stream):  # type: ignore[no-untyped-def]
-        async for event in stream.events():
-            rt.received(topics.SEGMENT_OBSERVATIONS, event)
-            obs = await decode_or_dead_letter(rt, event, SegmentObservations, "segment-windows", check=_known(network))
-            if obs is not None:
-                windows.add(event.message.partition, obs)
+        async for events in stream.take_events(w.match_batch_size, within=w.match_linger_s):
+            rt.received(topics.SEGMENT_OBSERVATIONS, *events)
+            batch = [await decode_or_dead_letter(rt, e, SegmentObservations, "segment-windows", known) for e in events]
+            windows.add(obs for obs in batch if obs is not None)
 
-    @rt.app.timer(rt.settings.worker.segment_flush_s)
+    @rt.app.timer(w.segment_flush_s)
     async def flush_segment_stats() -> None:
         try:
             await windows.flush()

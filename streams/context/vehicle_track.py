@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import numpy as np
 
 from streams.context.kinematics import VehicleKinematics
 from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
 from streams.context.road_network import RoadNetwork, Segment
+from streams.schema import GpsFix
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,22 @@ class VehicleTracks:
     ) -> list[TrackPoint]:
         """Add one fix; return the positions it commits (older fixes of the same vehicle, in time order)."""
         x, y = self.network.projection.to_xy(lat, lon)
+        return self._push(vehicle_id, Fix(ts, float(x), float(y), speed_mps, heading_deg))
+
+    def push_all(self, fixes: Sequence[GpsFix]) -> list[TrackPoint]:
+        """Add fixes in the order given (one projection call for all of them); return the positions committed."""
+        if not fixes:
+            return []
+        xs, ys = self.network.projection.to_xy(np.array([f.lat for f in fixes]), np.array([f.lon for f in fixes]))
+        points = []
+        for f, x, y in zip(fixes, xs.tolist(), ys.tolist(), strict=True):
+            points += self._push(f.vehicle_id, Fix(f.ts, x, y, f.speed_mps, f.heading_deg))
+        return points
+
+    def _push(self, vehicle_id: str, fix: Fix) -> list[TrackPoint]:
         track = self._track(vehicle_id)
         track.last_push = time.monotonic()
-        return self._commit(vehicle_id, track, track.matcher.push(Fix(ts, float(x), float(y), speed_mps, heading_deg)))
+        return self._commit(vehicle_id, track, track.matcher.push(fix))
 
     def flush_idle(self, idle_s: float) -> list[TrackPoint]:
         """Commit the pending fixes of vehicles that sent nothing for ``idle_s`` (parked, or the stream ended)."""

@@ -1,0 +1,59 @@
+"""Exact changelog ends for Faust's table recovery, whatever the broker reports as the end offset.
+
+Tansu (the embedded broker) answers ListOffsets(latest) with the start of the last record batch + 1,
+not the log end. Faust recovers a table by reading its changelog up to that offset, so the rest of the
+last batch was never applied: after a restart or rebalance a segment window lost its newest fixes
+(measured: 1-4 of 20,000 updates per recovery). This reads each changelog partition on from the
+reported end, with a throwaway consumer, and returns the true end. On Apache Kafka the reported end
+is already right, and the read returns at once with nothing (or one record) per partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiokafka
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+log = logging.getLogger(__name__)
+READ_TIMEOUT_S = 10.0
+_reported_highwaters = faust_aiokafka.AIOKafkaConsumerThread._highwaters
+
+
+async def _exact_highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
+    ends = dict(await _reported_highwaters(self, partitions))
+    todo = {tp: end for tp, end in ends.items() if end}
+    if not todo:
+        return ends
+    conf = self.consumer.app.conf
+    reader = aiokafka.AIOKafkaConsumer(
+        bootstrap_servers=[f"{url.host}:{url.port or 9092}" for url in conf.broker],
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        tps = {tp: aiokafka.TopicPartition(tp.topic, tp.partition) for tp in todo}
+        reader.assign(list(tps.values()))
+        for tp, end in todo.items():
+            reader.seek(tps[tp], end - 1)
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while time.monotonic() < deadline and await reader.getmany(*tps.values(), timeout_ms=300):
+            pass  # read until nothing more comes: each position is then the true end
+        for tp, ktp in tps.items():
+            true_end = await reader.position(ktp)
+            if true_end > ends[tp]:
+                log.info("changelog %s[%d]: end %d, broker reported %d", tp.topic, tp.partition, true_end, ends[tp])
+                ends[tp] = true_end
+    finally:
+        await reader.stop()
+    return ends
+
+
+def install() -> None:
+    """Make Faust's recovery use the exact ends (idempotent; call before the worker starts)."""
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _exact_highwaters  # type: ignore[method-assign]
