@@ -23,6 +23,11 @@ from streams.context.road_network import RoadNetwork, Segment
 
 MAX_SPEED_MPS = 50.0  # no vehicle covers more route distance than this per second (plus slack)
 ROUTE_SLACK_M = 60.0
+_GRID_CELL_M = 10.0  # side of SegmentIndex's cells: smaller ones list fewer far pieces per cell, in more memory
+
+# A polyline piece as queries read it: start x, y; direction dx, dy; squared length, length; offset of its
+# start along its segment; the segment's index; bearing in degrees.
+_Piece = tuple[float, float, float, float, float, float, float, int, float]
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,8 @@ class Match:
 
 
 class SegmentIndex:
-    """Finds segment pieces near a point: a uniform grid of cells, each listing the pieces that may lie
-    within a search radius of some point of the cell, then plain-Python geometry on those few pieces."""
-
-    cell_m = 10.0  # grid cell side; smaller cells list fewer far pieces per lookup but take more memory
+    """Finds segment pieces near a point: a uniform grid whose cells list the pieces that may lie within
+    the search radius of a point in the cell, then plain-Python geometry on those few pieces."""
 
     def __init__(self, network: RoadNetwork):
         self.network = network
@@ -76,22 +79,21 @@ class SegmentIndex:
         ab = np.array(b) - np.array(a)
         len2 = np.maximum((ab**2).sum(1), 1e-12)
         bearing = np.degrees(np.arctan2(ab[:, 0], ab[:, 1])) % 360
-        # One tuple per piece: start point, direction vector, squared and plain length, offset of its
-        # start along the segment, segment, bearing (everything a query needs, without attribute lookups).
-        self._pieces = [
+        # Plain tuples (see _Piece): unpacking one costs less than numpy indexing or attribute lookups.
+        self._pieces: list[_Piece] = [
             (float(p[0]), float(p[1]), float(q[0]), float(q[1]), float(n), math.sqrt(n), float(s), o, float(h))
             for p, q, n, s, o, h in zip(a, ab, len2, start, owner, bearing, strict=True)
         ]
-        self._grids: dict[float, dict[tuple[int, int], list[tuple]]] = {}
+        self._grids: dict[float, dict[tuple[int, int], list[_Piece]]] = {}
 
-    def _grid(self, radius_m: float) -> dict[tuple[int, int], list[tuple]]:
-        """Cell -> the pieces within ``radius_m`` of some point of the cell, in piece order (built once per radius)."""
+    def _grid(self, radius_m: float) -> dict[tuple[int, int], list[_Piece]]:
+        """Cell -> the pieces that may lie within ``radius_m`` of a point in it, in network order (built once)."""
         grid = self._grids.get(radius_m)
         if grid is not None:
             return grid
         grid = {}
-        cell = self.cell_m
-        # A point of a cell is at most half a diagonal (< one side) from the cell's centre.
+        cell = _GRID_CELL_M
+        # Every point of a cell is within half a diagonal (less than one side) of its centre.
         reach = radius_m + cell
         for piece in self._pieces:
             ax, ay, dx, dy, len2 = piece[:5]
@@ -107,15 +109,22 @@ class SegmentIndex:
     def candidates(self, x: float, y: float, radius_m: float, limit: int = 8) -> list[Candidate]:
         """The nearest position on every segment within ``radius_m``, closest ``limit`` first."""
         best: dict[int, tuple[float, float, float]] = {}
-        cell = self.cell_m
+        cell = _GRID_CELL_M
         for ax, ay, dx, dy, len2, length, start, seg, bearing in self._grid(radius_m).get(
             (int(x // cell), int(y // cell)), ()
         ):
-            t = min(1.0, max(0.0, ((x - ax) * dx + (y - ay) * dy) / len2))
+            # The projection onto the piece, clamped to its ends (if-chains: min/max calls cost more here).
+            t = ((x - ax) * dx + (y - ay) * dy) / len2
+            if t < 0.0:
+                t = 0.0
+            elif t > 1.0:
+                t = 1.0
             d = math.hypot(ax + t * dx - x, ay + t * dy - y)
             if d > radius_m:
                 continue
-            # Ties (a point beyond the shared end of two pieces) go to the earlier piece.
+            # Pieces come in network order: a tie between two pieces of a segment (a point beyond their
+            # shared end) goes to the earlier one, and equally near segments (the two directions of a
+            # two-way road) rank by segment index.
             known = best.get(seg)
             if known is None or d < known[0]:
                 best[seg] = (d, start + t * length, bearing)
@@ -162,16 +171,17 @@ class RouteDistances:
 
     def between_all(self, a: Candidate, bs: list[Candidate], backtrack_m: float) -> list[float | None]:
         """``between(a, b, backtrack_m)`` for every ``b`` in ``bs`` (looks up the distances from ``a`` once)."""
-        reach: dict[int, float] | None = None
+        segment, offset, floor = a.segment, a.offset_m, a.offset_m - backtrack_m
+        reach: dict[int, float] | None = None  # looked up only if some b needs the graph
         out: list[float | None] = []
         for b in bs:
-            if a.segment == b.segment and b.offset_m >= a.offset_m - backtrack_m:
-                out.append(max(0.0, b.offset_m - a.offset_m))
+            if b.segment == segment and b.offset_m >= floor:
+                out.append(max(0.0, b.offset_m - offset))
                 continue
             if reach is None:
-                reach = self._from(a.segment)
+                reach = self._from(segment)
             d = reach.get(b.segment)
-            out.append(None if d is None else d - a.offset_m + b.offset_m)
+            out.append(None if d is None else d - offset + b.offset_m)
         return out
 
 
@@ -202,6 +212,7 @@ class VehicleMatcher:
         return max(4 * self.sigma_m, 25.0)
 
     def _emissions(self, fix: Fix, cands: list[Candidate]) -> list[float]:
+        """Log emission score of each candidate: distance, and heading agreement when the fix is moving."""
         sigma, kappa = self.sigma_m, self.heading_kappa
         heading = fix.heading_deg if (fix.speed_mps or 0.0) > 2.0 else None
         out = []

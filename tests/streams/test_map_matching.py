@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from evaluation.map_matching import evaluate
@@ -72,3 +74,23 @@ def test_kinematics_give_speed_from_positions_and_flag_hard_braking(network: Roa
     x, y, bearing = seg.point_at(42.0)
     stop = tracker.update(matcher.match_alone(Fix(plain[-1].ts + timedelta(seconds=1), x, y, 2.0, bearing)))
     assert stop.accel_mps2 == pytest.approx(-8.0, abs=0.1) and stop.hard_braking
+
+
+def _distance_to_polyline(xy: np.ndarray, x: float, y: float) -> float:
+    a, b = xy[:-1], xy[1:]
+    ab = b - a
+    t = np.clip(((np.array([x, y]) - a) * ab).sum(1) / np.maximum((ab**2).sum(1), 1e-12), 0.0, 1.0)
+    return float(np.hypot(*(a + t[:, None] * ab - [x, y]).T).min())
+
+
+def test_the_segment_index_finds_every_segment_within_the_radius_at_its_true_distance(network: RoadNetwork):
+    index = SegmentIndex(network)
+    rng = random.Random(3)
+    for _ in range(1000):
+        seg = rng.choice(network.segments)
+        x, y, _ = seg.point_at(rng.uniform(0, seg.length_m))
+        x, y = x + rng.uniform(-40, 40), y + rng.uniform(-40, 40)
+        found = {c.segment: c.distance_m for c in index.candidates(x, y, 25.0, limit=len(network.segments))}
+        truth = [_distance_to_polyline(s.xy, x, y) for s in network.segments]
+        assert all(d <= 25.0 and d == pytest.approx(truth[i], abs=1e-6) for i, d in found.items())
+        assert all(i in found for i, d in enumerate(truth) if d < 25.0 - 1e-6)
