@@ -25,7 +25,7 @@ from fleetscope.settings import Settings
 from streams import topics
 from streams.producer import FleetProducer
 from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
-from streams.sinks.tables import alerts, frame_observations, road_conditions
+from streams.sinks.tables import alerts, frame_observations, road_conditions, segment_stats
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class Summary:
     alerts: int = 0
     alert_types: dict[str, int] = field(default_factory=dict)
     road_condition_rows: int = 0
+    frames_on_segment: int = 0
+    segment_stats_rows: int = 0
     frames_per_s: float = 0.0
     latency_p50_s: float = 0.0
     latency_p99_s: float = 0.0
@@ -72,6 +74,8 @@ class Summary:
                 f"  dead-letter reasons      {reasons}",
                 f"  alerts (Postgres)        {self.alerts}  ({types})",
                 f"  road_conditions rows     {self.road_condition_rows}",
+                f"  frames on a road segment {self.frames_on_segment}  (map-matched; the rest had no fix or segment)",
+                f"  segment_stats rows       {self.segment_stats_rows}",
                 f"  throughput               {self.frames_per_s:.1f} frames/s",
                 f"  end-to-end latency       p50 {self.latency_p50_s * 1000:.0f} ms, "
                 f"p99 {self.latency_p99_s * 1000:.0f} ms",
@@ -209,7 +213,7 @@ def collect(
 def count_outputs(
     settings: Settings, summary: Summary, frame_ids: set[str], vehicle_ids: list[str], timeout_s: float
 ) -> None:
-    """Count alerts and road_conditions rows of this run, once every processed frame is in PostgreSQL (bounded wait)."""
+    """Count this run's rows in PostgreSQL, once every processed frame is there (bounded wait)."""
     engine = sa.create_engine(settings.postgres.url("psycopg"))
     deadline = time.monotonic() + timeout_s
     try:
@@ -233,6 +237,16 @@ def count_outputs(
             summary.alerts = sum(summary.alert_types.values())
             summary.road_condition_rows = conn.execute(
                 sa.select(sa.func.count()).select_from(road_conditions).where(road_conditions.c.window_start >= START)
+            ).scalar_one()
+            summary.frames_on_segment = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(frame_observations)
+                .where(
+                    frame_observations.c.frame_id.in_(sorted(frame_ids)), frame_observations.c.segment_id.is_not(None)
+                )
+            ).scalar_one()
+            summary.segment_stats_rows = conn.execute(
+                sa.select(sa.func.count()).select_from(segment_stats).where(segment_stats.c.window_start >= START)
             ).scalar_one()
     finally:
         engine.dispose()

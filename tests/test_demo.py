@@ -30,4 +30,7 @@ def test_demo_json_summary_accounts_for_every_frame(tmp_path):
     assert summary["alerts"] >= 1 and set(summary["alert_types"]) <= set(ANOMALY_TYPES)
     assert summary["true_anomaly_frames"] >= 1, "the simulated minute contains incidents"
     assert summary["road_condition_rows"] >= 1
+    # Frames are joined with their map-matched segment; GPS fills per-segment windows.
+    assert summary["frames_on_segment"] >= summary["frames_processed"] / 2
+    assert summary["segment_stats_rows"] >= 1
     assert summary["frames_per_s"] > 0 and 0 < summary["latency_p50_s"] <= summary["latency_p99_s"]
