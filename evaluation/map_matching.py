@@ -1,7 +1,8 @@
 """How well online map matching recovers the true segment of each GPS fix, and segment median speeds.
 
-Runs the simulator (GPS only), feeds every vehicle's fixes to its matcher in delivery order (late
-and out-of-order fixes included), and compares with the ground truth: the share of fixes matched to
+Runs the simulator (GPS only), feeds the fixes in delivery order (late and out-of-order fixes
+included) to the worker's own per-vehicle tracks (matcher and kinematics), and compares with the
+ground truth: the share of fixes matched to
 the segment the vehicle was really on, and, per segment and window with at least ``min_vehicles``
 vehicles, the median GPS speed of the fixes matched there against the true median speed.
 """
@@ -15,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sim.fleet import GpsConfig
-from sim.publish import in_delivery_order
+from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
-from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S, VehicleKinematics
-from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
+from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
 from streams.context.road_network import RoadNetwork
 from streams.context.segment_windows import merged, window_stats
+from streams.context.vehicle_track import VehicleTracks
 from streams.schema import ObservedFix
 
 
@@ -67,7 +68,7 @@ class MapMatchingReport:
                 f"  median relative error     {err}",
                 f"  hard braking (true speeds) {self.hard_brakes_true}; detected from GPS {self.hard_brakes_detected},"
                 f" of which true {self.hard_brakes_both}",
-                f"  matching cost             {self.match_us_per_fix:.0f} us per fix (one core, Python)",
+                f"  matching cost             {self.match_us_per_fix:.0f} us per fix (matcher + kinematics, one core, Python)",
             ]
         )
 
@@ -87,36 +88,25 @@ def evaluate(
     config = WorldConfig(vehicles=vehicles, gps=GpsConfig(noise_m=gps_noise_m), frames=False, windows_s=(window_s,))
     world = World(network, config, seed, start)
     emissions = [e for e in in_delivery_order(world.run(duration_s)) if isinstance(e, GpsEmission)]
-    index, routes = SegmentIndex(network), RouteDistances(network)
-    matchers: dict[str, VehicleMatcher] = {}
-    matches: list[tuple[str, Match]] = []
+    messages = [gps_message(e.truth) for e in emissions]
+    tracks = VehicleTracks(network, sigma_m=max(gps_noise_m, 1.0))
     m0 = time.perf_counter()
-    proj = network.projection
-    for e in emissions:
-        g = e.truth
-        x, y = proj.to_xy(g.lat, g.lon)
-        matcher = matchers.setdefault(g.vehicle_id, VehicleMatcher(index, routes, sigma_m=max(gps_noise_m, 1.0)))
-        fix = Fix(g.ts, float(x), float(y), g.speed_mps, g.heading_deg)
-        matches += [(g.vehicle_id, m) for m in matcher.push(fix)]
-    for vehicle_id, matcher in matchers.items():
-        matches += [(vehicle_id, m) for m in matcher.flush()]
+    points = tracks.push_all(messages) + tracks.flush_idle(0.0)  # idle 0 s: the end of the stream
     match_s = time.perf_counter() - m0
 
     truth = {(e.truth.vehicle_id, e.truth.ts): e.truth for e in emissions}
     correct = late = late_correct = 0
     observed: dict[tuple[str, datetime], list[ObservedFix]] = defaultdict(list)
-    for vehicle_id, m in matches:
-        t = truth[(vehicle_id, m.fix.ts)]
-        ok = m.segment.segment_id == t.segment_id
+    for p in points:
+        ok = p.segment.segment_id == truth[(p.vehicle_id, p.ts)].segment_id
         correct += ok
-        if not m.in_order:
+        if not p.in_order:
             late += 1
             late_correct += ok
-        window = start.timestamp() + (m.fix.ts.timestamp() - start.timestamp()) // window_s * window_s
-        observed[(m.segment.segment_id, datetime.fromtimestamp(window, start.tzinfo))].append(
-            ObservedFix(vehicle_id=vehicle_id, ts=m.fix.ts, speed_mps=m.fix.speed_mps)
-        )
-    true_brakes, detected_brakes = _hard_braking(emissions, matches, routes)
+        window = start.timestamp() + (p.ts.timestamp() - start.timestamp()) // window_s * window_s
+        observed[(p.segment.segment_id, datetime.fromtimestamp(window, start.tzinfo))].append(p.observation())
+    true_brakes = _true_hard_braking(emissions)
+    detected_brakes = {(p.vehicle_id, p.ts) for p in points if p.hard_braking}
     errors = []
     for row in world.road_conditions():
         if row.window_seconds != window_s or row.vehicle_count < min_vehicles or not row.median_speed_mps:
@@ -134,7 +124,7 @@ def evaluate(
         duration_s=duration_s,
         gps_noise_m=gps_noise_m,
         fixes=len(emissions),
-        matched=len(matches),
+        matched=len(points),
         correct=correct,
         late_fixes=late,
         late_correct=late_correct,
@@ -149,10 +139,8 @@ def evaluate(
     )
 
 
-def _hard_braking(
-    emissions: list[GpsEmission], matches: list[tuple[str, Match]], routes: RouteDistances
-) -> tuple[set[tuple[str, datetime]], set[tuple[str, datetime]]]:
-    """(vehicle, fix time) of hard braking by the true speeds, and as detected from matched GPS."""
+def _true_hard_braking(emissions: list[GpsEmission]) -> set[tuple[str, datetime]]:
+    """(vehicle, fix time) of hard braking by the true speeds."""
     truth: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for e in emissions:
         truth[e.truth.vehicle_id].append((e.truth.ts, e.truth.true_speed_mps))
@@ -163,10 +151,4 @@ def _hard_braking(
             dt = (t1 - t0).total_seconds()
             if 0 < dt <= MAX_GAP_S and (v1 - v0) / dt <= -HARD_BRAKE_MPS2:
                 true_set.add((vehicle_id, t1))
-    detected = set()
-    trackers: dict[str, VehicleKinematics] = {}
-    for vehicle_id, m in sorted(((v, m) for v, m in matches if m.in_order), key=lambda vm: (vm[0], vm[1].fix.ts)):
-        k = trackers.setdefault(vehicle_id, VehicleKinematics(routes)).update(m)
-        if k.hard_braking:
-            detected.add((vehicle_id, m.fix.ts))
-    return true_set, detected
+    return true_set

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim.scene_spec import SceneSpec
-from sim.truth import FrameTruth, write_jsonl
+from sim.truth import FrameTruth, GpsTruth, write_jsonl
 from sim.world import FrameEmission, GpsEmission, World
 from streams.producer import FleetProducer
 from streams.schema import Frame, GpsFix
@@ -29,19 +29,23 @@ class Published:
     wall_s: float = 0.0
 
 
+def gps_message(g: GpsTruth) -> GpsFix:
+    """The fix as the vehicle sends it (what the receiver reports, without the truth)."""
+    return GpsFix(
+        vehicle_id=g.vehicle_id,
+        ts=g.ts,
+        lat=g.lat,
+        lon=g.lon,
+        speed_mps=g.speed_mps,
+        heading_deg=g.heading_deg,
+        accuracy_m=g.accuracy_m,
+    )
+
+
 def as_message(emission: FrameEmission | GpsEmission, render_jpeg: Callable[[SceneSpec], bytes]) -> Frame | GpsFix:
     """The wire message for one emission (frames are rendered here)."""
     if isinstance(emission, GpsEmission):
-        g = emission.truth
-        return GpsFix(
-            vehicle_id=g.vehicle_id,
-            ts=g.ts,
-            lat=g.lat,
-            lon=g.lon,
-            speed_mps=g.speed_mps,
-            heading_deg=g.heading_deg,
-            accuracy_m=g.accuracy_m,
-        )
+        return gps_message(emission.truth)
     f = emission.truth
     return Frame(
         vehicle_id=f.vehicle_id,

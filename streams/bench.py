@@ -48,29 +48,22 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
     from infra.stack import Stack
     from infra.worker import WorkerProcess
     from sim.cli import DEFAULT_START
-    from sim.publish import in_delivery_order
+    from sim.publish import gps_message, in_delivery_order
     from sim.world import GpsEmission, World, WorldConfig
     from streams import topics
     from streams.context.road_network import load_network
     from streams.context.vehicle_track import VehicleTracks
     from streams.producer import FleetProducer
-    from streams.schema import GpsFix
 
     network = load_network()
     click.echo(f"simulating {vehicles} vehicles for {duration} s (GPS only) ...", err=True)
     world = World(network, WorldConfig(vehicles=vehicles, frames=False), seed, datetime.fromisoformat(DEFAULT_START))
-    fields = {"vehicle_id", "ts", "lat", "lon", "speed_mps", "heading_deg", "accuracy_m"}
-    fixes = [
-        GpsFix(**e.truth.model_dump(include=fields))
-        for e in in_delivery_order(world.run(duration))
-        if isinstance(e, GpsEmission)
-    ]
+    fixes = [gps_message(e.truth) for e in in_delivery_order(world.run(duration)) if isinstance(e, GpsEmission)]
     encoded = [(f.vehicle_id, f.encode()) for f in fixes]
 
     tracks = VehicleTracks(network)
     t0 = time.perf_counter()
-    for f in fixes:
-        tracks.push(f.vehicle_id, f.ts, f.lat, f.lon, f.speed_mps, f.heading_deg)
+    tracks.push_all(fixes)
     alone = len(fixes) / (time.perf_counter() - t0)
 
     kafka, pg, metrics_port = free_ports(3)

@@ -20,7 +20,7 @@ from infra.postgres import apply_schema
 from infra.process import free_ports
 from infra.worker import WorkerProcess
 from sim.fleet import GpsConfig
-from sim.publish import in_delivery_order
+from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.road_network import load_network
 from streams.producer import FleetProducer
@@ -100,12 +100,7 @@ def fleet_gps(late_fraction: float = 0.03) -> list[GpsFix]:
     """Five minutes of a 40-vehicle fleet's GPS, in delivery order."""
     config = WorldConfig(vehicles=40, frames=False, gps=GpsConfig(late_fraction=late_fraction))
     world = World(load_network(), config, seed=11, start=T0)
-    fields = {"vehicle_id", "ts", "lat", "lon", "speed_mps", "heading_deg", "accuracy_m"}
-    return [
-        GpsFix(**e.truth.model_dump(include=fields))
-        for e in in_delivery_order(world.run(300))
-        if isinstance(e, GpsEmission)
-    ]
+    return [gps_message(e.truth) for e in in_delivery_order(world.run(300)) if isinstance(e, GpsEmission)]
 
 
 def send(settings: Settings, fixes: list[GpsFix]) -> None:

@@ -24,9 +24,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
     async def send(points: list[TrackPoint]) -> None:
         by_segment: dict[str, list[ObservedFix]] = defaultdict(list)
         for p in points:
-            by_segment[p.segment.segment_id].append(
-                ObservedFix(vehicle_id=p.vehicle_id, ts=p.ts, speed_mps=p.speed_mps, hard_braking=p.hard_braking)
-            )
+            by_segment[p.segment.segment_id].append(p.observation())
         late = sum(1 for p in points if not p.in_order)
         metrics.GPS_FIXES.labels("matched").inc(len(points) - late)
         metrics.GPS_FIXES.labels("matched_late").inc(late)

@@ -109,7 +109,7 @@ class SegmentWindows:
                 )
             ),
         )
-        self.table = self.store.hopping(w.segment_window_s, w.segment_hop_s)
+        self.table = self.store.using_window(self.window)
         self.dirty: set[tuple[str, WindowRange]] = set()
         self._newest: dict[int, float] = defaultdict(float)  # partition -> newest fix time seen (event time)
         self._expiry: dict[int, list[tuple[float, str, WindowRange]]] = defaultdict(list)

@@ -19,7 +19,7 @@ import numpy as np
 from streams.context.kinematics import VehicleKinematics
 from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
 from streams.context.road_network import RoadNetwork, Segment
-from streams.schema import GpsFix
+from streams.schema import GpsFix, ObservedFix
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class TrackPoint:
     accel_mps2: float | None
     hard_braking: bool
     in_order: bool
+
+    def observation(self) -> ObservedFix:
+        """This position as its segment's windows count it."""
+        return ObservedFix(
+            vehicle_id=self.vehicle_id, ts=self.ts, speed_mps=self.speed_mps, hard_braking=self.hard_braking
+        )
 
 
 @dataclass(frozen=True)
@@ -71,40 +77,25 @@ class VehicleTracks:
             track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
         return track
 
-    def push(
-        self,
-        vehicle_id: str,
-        ts: datetime,
-        lat: float,
-        lon: float,
-        speed_mps: float | None = None,
-        heading_deg: float | None = None,
-    ) -> list[TrackPoint]:
-        """Add one fix; return the positions it commits (older fixes of the same vehicle, in time order)."""
-        x, y = self.network.projection.to_xy(lat, lon)
-        return self._push(vehicle_id, Fix(ts, float(x), float(y), speed_mps, heading_deg))
-
     def push_all(self, fixes: Sequence[GpsFix]) -> list[TrackPoint]:
         """Add fixes in the order given (one projection call for all of them); return the positions committed."""
         if not fixes:
             return []
         xs, ys = self.network.projection.to_xy(np.array([f.lat for f in fixes]), np.array([f.lon for f in fixes]))
+        now = time.monotonic()
         points = []
         for f, x, y in zip(fixes, xs.tolist(), ys.tolist(), strict=True):
-            points += self._push(f.vehicle_id, Fix(f.ts, x, y, f.speed_mps, f.heading_deg))
+            track = self._track(f.vehicle_id)
+            track.last_push = now
+            points += self._commit(f.vehicle_id, track, track.matcher.push(Fix(f.ts, x, y, f.speed_mps, f.heading_deg)))
         return points
-
-    def _push(self, vehicle_id: str, fix: Fix) -> list[TrackPoint]:
-        track = self._track(vehicle_id)
-        track.last_push = time.monotonic()
-        return self._commit(vehicle_id, track, track.matcher.push(fix))
 
     def flush_idle(self, idle_s: float) -> list[TrackPoint]:
         """Commit the pending fixes of vehicles that sent nothing for ``idle_s`` (parked, or the stream ended)."""
         now = time.monotonic()
         points = []
         for vehicle_id, track in self._tracks.items():
-            if now - track.last_push >= idle_s and track.matcher.tentative():
+            if now - track.last_push >= idle_s:
                 points += self._commit(vehicle_id, track, track.matcher.flush())
         return points
 

@@ -8,6 +8,7 @@ import pytest
 
 from models.vocab import ST_CONTEXT_FIELDS
 from sim.fleet import GpsConfig
+from sim.publish import gps_message
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.road_network import load_network
 from streams.context.segment_windows import merged, partition_of, window_stats
@@ -58,7 +59,7 @@ def test_tracks_locate_a_vehicle_on_its_true_segment_before_and_after_commit():
         if not isinstance(e, GpsEmission):
             continue
         g = e.truth
-        tracks.push(g.vehicle_id, g.ts, g.lat, g.lon, g.speed_mps, g.heading_deg)
+        tracks.push_all([gps_message(g)])
         where = tracks.located(g.vehicle_id, g.ts)  # the newest fix: tentative
         if where is not None:
             located += 1
