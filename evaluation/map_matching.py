@@ -68,7 +68,8 @@ class MapMatchingReport:
                 f"  median relative error     {err}",
                 f"  hard braking (true speeds) {self.hard_brakes_true}; detected from GPS {self.hard_brakes_detected},"
                 f" of which true {self.hard_brakes_both}",
-                f"  matching cost             {self.match_us_per_fix:.0f} us per fix (matcher + kinematics, one core, Python)",
+                f"  matching cost             {self.match_us_per_fix:.0f} us per fix"
+                " (matcher + kinematics, one core, Python)",
             ]
         )
 
