@@ -3,8 +3,9 @@
 The map-matching agent repartitions matched fixes by segment (``fleet.segments.observations``), so
 one worker owns each segment's windows. A window's value holds every matched fix by vehicle and time,
 so processing a message twice (at-least-once delivery after a crash) changes nothing, and the counts
-are exact: fixes, vehicles, trajectories (passes through the segment), median GPS speed and hard
-brakes. Changed windows go to Postgres ``segment_stats`` as absolute values every ``segment_flush_s``.
+are exact: fixes, vehicles, trajectories (passes through the segment), median GPS speed (each
+vehicle's speeds smoothed first, see ``kinematics.smoothed_speeds``) and hard brakes. Changed
+windows go to Postgres ``segment_stats`` as absolute values every ``segment_flush_s``.
 
 Windows expire by event time (``segment_window_keep_s`` behind the newest fix of their partition);
 Faust's own expiry uses the wall clock, which would drop replayed or simulated data at once. A fix
@@ -26,6 +27,7 @@ from aiokafka.partitioner import murmur2
 
 from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
+from streams.context.kinematics import smoothed_speeds
 from streams.context.road_network import RoadNetwork
 from streams.deadletter import decode_or_dead_letter
 from streams.runtime import Runtime
@@ -52,13 +54,11 @@ def window_stats(segment_id: str, window: WindowRange, window_s: int, value: Win
     speeds: list[float] = []
     fixes = trajectories = hard_brakes = 0
     for by_time in value.values():
-        times = sorted(float(t) for t in by_time)
-        trajectories += 1 + sum(1 for a, b in zip(times, times[1:], strict=False) if b - a > TRAVERSAL_GAP_S)
-        for speed, braking in by_time.values():
-            fixes += 1
-            hard_brakes += int(braking)
-            if speed is not None:
-                speeds.append(float(speed))
+        series = sorted((float(t), speed, braking) for t, (speed, braking) in by_time.items())
+        trajectories += 1 + sum(1 for a, b in zip(series, series[1:], strict=False) if b[0] - a[0] > TRAVERSAL_GAP_S)
+        fixes += len(series)
+        hard_brakes += sum(int(braking) for _, _, braking in series)
+        speeds += smoothed_speeds([float(speed) for _, speed, _ in series if speed is not None])
     return SegmentWindow(
         segment_id=segment_id,
         window_start=datetime.fromtimestamp(window[0], timezone.utc),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from models.vocab import ST_CONTEXT_FIELDS
 from sim.fleet import GpsConfig
 from sim.publish import gps_message
 from sim.world import GpsEmission, World, WorldConfig
+from streams.context.kinematics import smoothed_speeds
 from streams.context.road_network import load_network
 from streams.context.segment_windows import merged, partition_of, window_stats
 from streams.context.st_vector import context_vector, with_window
@@ -26,19 +29,38 @@ def observed(vehicle: str, seconds: float, speed: float | None, braking: bool = 
 
 
 def test_a_window_counts_fixes_vehicles_passes_median_speed_and_hard_brakes():
-    value = merged({}, [observed("a", 0, 10.0), observed("a", 1, 12.0), observed("b", 5, 4.0, braking=True)])
-    value = merged(value, [observed("a", 45, 8.0), observed("c", 50, None)])  # "a" comes back after 44 s
-    stats = window_stats("s1", (T0.timestamp(), T0.timestamp() + 59.9), 60, value)
-    assert (stats.fixes, stats.vehicles, stats.trajectories, stats.hard_brakes) == (5, 3, 4, 1)
-    assert stats.median_speed_mps == pytest.approx(9.0)  # of 10, 12, 4, 8; a fix without speed has none
+    value = merged({}, [observed("a", 0, 10.0), observed("a", 1, 10.0), observed("b", 5, 4.0, braking=True)])
+    value = merged(value, [observed("a", 45, 10.0), observed("c", 50, None), observed("d", 52, 12.0)])
+    stats = window_stats("s1", (T0.timestamp(), T0.timestamp() + 59.9), 60, value)  # "a" comes back after 44 s
+    assert (stats.fixes, stats.vehicles, stats.trajectories, stats.hard_brakes) == (6, 4, 5, 1)
+    assert stats.median_speed_mps == pytest.approx(10.0)  # of 10, 10, 10, 4, 12; a fix without speed has none
     assert stats.window_start == T0
 
 
-def test_folding_the_same_fixes_in_twice_changes_nothing():
-    fixes = [observed("a", 0, 10.0), observed("b", 3, 7.0)]
-    once = merged({}, fixes)
-    assert merged(once, fixes) == once
-    assert window_stats("s", (0.0, 59.9), 60, merged(once, fixes)) == window_stats("s", (0.0, 59.9), 60, once)
+@pytest.mark.parametrize("seed", range(5))
+def test_the_median_speed_of_a_crawling_queue_is_not_inflated_by_speed_noise(seed):
+    # Five vehicles crawl at 0.7-0.9 m/s and four pass at 3 m/s: the true median is 0.9 m/s. Receiver
+    # noise of 0.3 m/s smears the crawl speeds, so a median of the raw speeds lands far above it.
+    rng = np.random.default_rng(seed)
+    fixes = [
+        observed(f"v{v}", t, max(0.0, speed + rng.normal(0, 0.3)))
+        for v, speed in enumerate([0.7, 0.75, 0.8, 0.85, 0.9, 3.0, 3.0, 3.0, 3.0])
+        for t in range(60)
+    ]
+    raw = statistics.median(f.speed_mps for f in fixes)
+    smoothed = window_stats("s", (0.0, 59.9), 60, merged({}, fixes)).median_speed_mps
+    assert smoothed is not None
+    assert abs(smoothed - 0.9) < abs(raw - 0.9) / 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_smoothed_speeds_average_out_noise_but_follow_hard_braking(seed):
+    truth = [15.0 if t < 30 else max(2.0, 15.0 - 6.0 * (t - 30)) for t in range(60)]
+    rng = np.random.default_rng(seed)
+    smoothed = smoothed_speeds([v + rng.normal(0, 0.3) for v in truth])
+    steady = [abs(s - v) for t, (s, v) in enumerate(zip(smoothed, truth, strict=True)) if not 29 <= t <= 34]
+    assert statistics.mean(steady) < 0.15  # raw speeds: 0.24 (the mean absolute value of the noise)
+    assert max(steady) < 1.5  # a running mean over 9 fixes would be several m/s off beside the drop
 
 
 def test_segments_are_spread_over_partitions_the_way_kafka_keys_them():
