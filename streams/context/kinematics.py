@@ -11,8 +11,10 @@ congested segments come out too high.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from streams.context.map_matching import Candidate, Match, RouteDistances
 
@@ -59,28 +61,29 @@ class VehicleKinematics:
         return Kinematics(speed, accel, heading, accel is not None and accel <= -HARD_BRAKE_MPS2)
 
 
-def smoothed_speeds(speeds: list[float]) -> list[float]:
-    """One vehicle's consecutive reported speeds, each replaced by the mean of its widest agreeing neighbourhood.
+def smoothed_speeds(tracks: Sequence[Sequence[float]]) -> np.ndarray:
+    """Each vehicle's consecutive reported speeds, each replaced by the mean of its widest agreeing neighbourhood.
 
-    Intersection of confidence intervals: around each fix, neighbourhoods of 1, 3, 5, 9, ... fixes are
-    averaged while their confidence intervals (``ICI_GAMMA`` standard errors) still overlap, so a
-    steady crawl is averaged over many fixes and a step (braking, a queue clearing) is not blurred.
+    Intersection of confidence intervals: around each fix, neighbourhoods of 1, 3, 5, 9, ... fixes of
+    the same vehicle are averaged while their confidence intervals (``ICI_GAMMA`` standard errors)
+    still overlap, so a steady crawl is averaged over many fixes and a step (braking, a queue
+    clearing) is not blurred. Returns the smoothed speeds of all tracks, concatenated in order.
     """
-    sums = [0.0]
-    for v in speeds:
-        sums.append(sums[-1] + v)
-    n, out = len(speeds), []
-    for i, v in enumerate(speeds):
-        low, high, estimate = -math.inf, math.inf, v
-        for half in ICI_HALF_WIDTHS:
-            a, b = max(0, i - half), min(n, i + half + 1)
-            mean, margin = (sums[b] - sums[a]) / (b - a), ICI_GAMMA * SPEED_NOISE_MPS / math.sqrt(b - a)
-            low, high = max(low, mean - margin), min(high, mean + margin)
-            if low > high:
-                break
-            estimate = mean
-        out.append(estimate)
-    return out
+    speeds = np.fromiter((v for track in tracks for v in track), float)
+    lengths = np.array([len(track) for track in tracks], dtype=np.int64)
+    ends = np.repeat(np.cumsum(lengths), lengths)
+    starts = ends - np.repeat(lengths, lengths)
+    sums = np.concatenate(([0.0], np.cumsum(speeds)))
+    i = np.arange(len(speeds))
+    low, high = np.full(len(speeds), -np.inf), np.full(len(speeds), np.inf)
+    estimate, agreeing = speeds.copy(), np.ones(len(speeds), bool)
+    for half in ICI_HALF_WIDTHS:
+        a, b = np.maximum(starts, i - half), np.minimum(ends, i + half + 1)
+        mean, margin = (sums[b] - sums[a]) / (b - a), ICI_GAMMA * SPEED_NOISE_MPS / np.sqrt(b - a)
+        low, high = np.maximum(low, mean - margin), np.minimum(high, mean + margin)
+        agreeing &= low <= high
+        estimate = np.where(agreeing, mean, estimate)
+    return estimate
 
 
 def _at(m: Match) -> Candidate:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import heapq
 import logging
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any, cast
 
 import faust
+import numpy as np
 from aiokafka.partitioner import murmur2
 
 from fleetscope.errors import InvalidMessage
@@ -51,14 +51,15 @@ def merged(value: WindowValue, fixes: Iterable[ObservedFix]) -> WindowValue:
 
 def window_stats(segment_id: str, window: WindowRange, window_s: int, value: WindowValue) -> SegmentWindow:
     """The traffic of one segment window, computed from its value."""
-    speeds: list[float] = []
+    tracks: list[list[float]] = []
     fixes = trajectories = hard_brakes = 0
     for by_time in value.values():
         series = sorted((float(t), speed, braking) for t, (speed, braking) in by_time.items())
         trajectories += 1 + sum(1 for a, b in zip(series, series[1:], strict=False) if b[0] - a[0] > TRAVERSAL_GAP_S)
         fixes += len(series)
         hard_brakes += sum(int(braking) for _, _, braking in series)
-        speeds += smoothed_speeds([float(speed) for _, speed, _ in series if speed is not None])
+        tracks.append([float(speed) for _, speed, _ in series if speed is not None])
+    speeds = smoothed_speeds(tracks)
     return SegmentWindow(
         segment_id=segment_id,
         window_start=datetime.fromtimestamp(window[0], timezone.utc),
@@ -66,7 +67,7 @@ def window_stats(segment_id: str, window: WindowRange, window_s: int, value: Win
         fixes=fixes,
         vehicles=len(value),
         trajectories=trajectories,
-        median_speed_mps=statistics.median(speeds) if speeds else None,
+        median_speed_mps=float(np.median(speeds)) if len(speeds) else None,
         hard_brakes=hard_brakes,
     )
 

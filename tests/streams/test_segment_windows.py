@@ -57,7 +57,7 @@ def test_the_median_speed_of_a_crawling_queue_is_not_inflated_by_speed_noise(see
 def test_smoothed_speeds_average_out_noise_but_follow_hard_braking(seed):
     truth = [15.0 if t < 30 else max(2.0, 15.0 - 6.0 * (t - 30)) for t in range(60)]
     rng = np.random.default_rng(seed)
-    smoothed = smoothed_speeds([v + rng.normal(0, 0.3) for v in truth])
+    smoothed = smoothed_speeds([[v + rng.normal(0, 0.3) for v in truth]])
     steady = [abs(s - v) for t, (s, v) in enumerate(zip(smoothed, truth, strict=True)) if not 29 <= t <= 34]
     assert statistics.mean(steady) < 0.15  # raw speeds: 0.24 (the mean absolute value of the noise)
     assert max(steady) < 1.5  # a running mean over 9 fixes would be several m/s off beside the drop
