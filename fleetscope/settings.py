@@ -48,30 +48,65 @@ class KafkaSettings(Section):
         return self.bootstrap_servers or f"127.0.0.1:{self.embedded_port}"
 
 
+# Login role of the embedded stack's pipeline (a member of fleetscope_writer, see infra/postgres.py).
+EMBEDDED_PIPELINE_USER = "fleetscope_pipeline"
+
+
 class PostgresSettings(Section):
     """The PostgreSQL database for alerts and road conditions."""
 
     dsn: SecretStr | None = Field(
-        None, description="postgresql://user:pass@host:port/db; unset starts embedded PostgreSQL"
+        None,
+        description="postgresql://user:pass@host:port/db of the pipeline's account; unset starts embedded PostgreSQL",
+    )
+    admin_dsn: SecretStr | None = Field(
+        None, description="owner account that runs migrations (`fleetscope schema`); unset uses dsn"
     )
     embedded_port: int = Field(15432, ge=1024, le=65535, description="port of the embedded PostgreSQL")
     pool_size: int = Field(4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _admin_needs_dsn(self) -> "PostgresSettings":
+        if self.admin_dsn is not None and self.dsn is None:
+            raise ValueError(
+                "admin_dsn is set but dsn is not: the embedded PostgreSQL migrates as its own superuser;"
+                " set FLEETSCOPE_POSTGRES__DSN too, or unset FLEETSCOPE_POSTGRES__ADMIN_DSN"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
         return self.dsn is None
 
     def url(self, driver: str = "asyncpg") -> str:
-        """SQLAlchemy URL with the given driver (``asyncpg`` or ``psycopg``)."""
-        raw = (
-            self.dsn.get_secret_value()
-            if self.dsn
-            else f"postgresql://postgres@127.0.0.1:{self.embedded_port}/fleetscope"
-        )
-        scheme, _, rest = raw.partition("://")
-        if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
-            raise ConfigError(f"FLEETSCOPE_POSTGRES__DSN must start with postgresql://, got {scheme}://")
-        return f"postgresql+{driver}://{rest}"
+        """SQLAlchemy URL of the pipeline's account with the given driver (``asyncpg`` or ``psycopg``).
+
+        Embedded: the ``fleetscope_pipeline`` login, which may read and write the tables but change no schema.
+        """
+        if self.dsn:
+            return _sqlalchemy_url(self.dsn.get_secret_value(), driver, "FLEETSCOPE_POSTGRES__DSN")
+        return _sqlalchemy_url(self._embedded_dsn(EMBEDDED_PIPELINE_USER), driver, "FLEETSCOPE_POSTGRES__DSN")
+
+    def admin_url(self, driver: str = "psycopg") -> str:
+        """SQLAlchemy URL of the account that owns the schema and runs migrations: admin_dsn, else dsn.
+
+        Embedded: the server's ``postgres`` superuser.
+        """
+        if self.admin_dsn:
+            return _sqlalchemy_url(self.admin_dsn.get_secret_value(), driver, "FLEETSCOPE_POSTGRES__ADMIN_DSN")
+        if self.dsn:
+            return _sqlalchemy_url(self.dsn.get_secret_value(), driver, "FLEETSCOPE_POSTGRES__DSN")
+        return _sqlalchemy_url(self._embedded_dsn("postgres"), driver, "FLEETSCOPE_POSTGRES__DSN")
+
+    def _embedded_dsn(self, user: str) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.embedded_port}/fleetscope"
+
+
+def _sqlalchemy_url(raw: str, driver: str, variable: str) -> str:
+    scheme, _, rest = raw.partition("://")
+    if scheme not in ("postgresql", "postgres") and not scheme.startswith("postgresql+"):
+        raise ConfigError(f"{variable} must start with postgresql://, got {scheme}://")
+    return f"postgresql+{driver}://{rest}"
 
 
 class TritonSettings(Section):
@@ -112,9 +147,16 @@ class WorkerSettings(Section):
     gps_tolerance_s: float = Field(2.0, gt=0, description="largest |frame time - GPS fix time| to attach a fix")
     gps_grace_s: float = Field(1.0, ge=0, description="how long a frame waits for a late GPS fix")
     gps_history: int = Field(120, ge=1, description="recent fixes kept per vehicle")
-    anomaly_threshold: float = Field(0.6, ge=0, le=1, description="SA-CLIP score that raises an alert")
+    anomaly_threshold: float = Field(
+        0.6, ge=0, le=1, description="SA-CLIP score at which road_conditions counts a frame as anomalous"
+    )
+    alert_rules: Path = Field(
+        REPO_ROOT / "alerts" / "rules.yaml", description="YAML alert rules (types, conditions, persistence, severity)"
+    )
     object_threshold: float = Field(0.3, ge=0, le=1, description="scene-graph objects below this score are dropped")
-    alert_window_s: int = Field(30, ge=1, description="alerts of one vehicle and type in one window are one alert")
+    alert_cooldown_s: float = Field(
+        60.0, gt=0, description="firings of one vehicle and alert type closer than this (capture time) are one alert"
+    )
     road_window_s: int = Field(300, ge=10, description="road-condition aggregation window")
     cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) of road_conditions")
     sink_batch_size: int = Field(64, ge=1)

@@ -8,6 +8,8 @@ from typing import Any, cast
 import faust
 from faust.tables.manager import TableManager
 
+from alerts.incidents import IncidentTracker
+from alerts.rules import load_rules
 from fleetscope.errors import ConfigError
 from fleetscope.settings import Settings
 from streams import changelog_recovery, metrics
@@ -45,6 +47,8 @@ def create_app(settings: Settings) -> Runtime:
         consumer_max_fetch_size=k.max_message_bytes,
     )
     w = settings.worker
+    rules = load_rules(w.alert_rules)
+    log.info("alert rules %s: %s", w.alert_rules, ", ".join(r.type for r in rules.rules))
     try:
         network = load_network(w.road_network)
     except Exception as exc:
@@ -59,7 +63,7 @@ def create_app(settings: Settings) -> Runtime:
     windows = segment_windows.register(rt, network, sink)
     frames.register(rt, tracks)
     triton = inference.register(rt, windows)
-    fusion.register(rt, sink)
+    fusion.register(rt, sink, IncidentTracker(rules, w.alert_cooldown_s))
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:

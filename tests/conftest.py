@@ -16,6 +16,8 @@ from infra.process import free_ports
 from infra.stack import Stack
 from streams.producer import FleetProducer
 
+EVERY_FRAME_RULES = Path(__file__).with_name("alert_rules_every_frame.yaml")
+
 
 def stack_settings(run_dir: Path, **worker: object) -> Settings:
     """Settings for an embedded stack of its own: fresh ports and run directory."""
@@ -36,9 +38,12 @@ def stack_settings(run_dir: Path, **worker: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole embedded stack. The anomaly threshold is 0 so that every frame raises an alert:
-    the alert path is then exercised deterministically whatever the (untrained) weights score."""
-    settings = stack_settings(tmp_path_factory.mktemp("stack"), anomaly_threshold=0.0, sink_linger_s=0.2)
+    """The whole embedded stack. Its alert rules raise an alert for every frame (and the anomaly
+    threshold is 0): the alert path is then exercised deterministically whatever the (untrained)
+    weights score."""
+    settings = stack_settings(
+        tmp_path_factory.mktemp("stack"), alert_rules=EVERY_FRAME_RULES, anomaly_threshold=0.0, sink_linger_s=0.2
+    )
     st = Stack(settings)
     st.start()
     try:

@@ -33,7 +33,7 @@ T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
 def consumer_group(base: Settings, name: str) -> dict:
     """Settings overrides for a consumer group of its own on the test stack: its topics, app id and database."""
     db = f"fleetscope_{name}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(base.postgres.url("psycopg"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(base.postgres.admin_url("psycopg"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
     admin.dispose()

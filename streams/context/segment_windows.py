@@ -53,7 +53,7 @@ def window_stats(segment_id: str, window: WindowRange, window_s: int, value: Win
     """The traffic of one segment window, computed from its value."""
     tracks: list[list[float]] = []
     fixes = trajectories = hard_brakes = 0
-    for by_time in value.values():
+    for _, by_time in sorted(value.items()):  # vehicle order fixed: equal values give bit-equal stats
         series = sorted((float(t), speed, braking) for t, (speed, braking) in by_time.items())
         trajectories += 1 + sum(1 for a, b in zip(series, series[1:], strict=False) if b[0] - a[0] > TRAVERSAL_GAP_S)
         fixes += len(series)

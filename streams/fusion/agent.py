@@ -1,5 +1,7 @@
 """Fusion: scenes become frame observations, road conditions and alerts (Postgres, then ``fleet.alerts``).
 
+Alerts come from the YAML rules (``alerts/rules.yaml``) through ``alerts.incidents``.
+
 A batch is written in one transaction. While PostgreSQL is unreachable the agent retries with
 backoff and holds the partition (backpressure: nothing is dropped); a batch PostgreSQL rejects for
 its content is dead-lettered scene by scene.
@@ -12,7 +14,7 @@ import logging
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from alerts.rules import evaluate
+from alerts.incidents import IncidentTracker
 from streams import metrics, topics
 from streams.deadletter import dead_letter, decode_batch
 from streams.runtime import Runtime
@@ -23,8 +25,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
 
 
-def register(rt: Runtime, sink: PostgresSink) -> None:
-    """Define the fusion agent, writing through ``sink``."""
+def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> None:
+    """Define the fusion agent: alerts from ``incidents``, written through ``sink``."""
     w = rt.settings.worker
 
     async def write_with_retry(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
@@ -43,7 +45,7 @@ def register(rt: Runtime, sink: PostgresSink) -> None:
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
             rt.received(topics.SCENES, *events)
             scenes, scene_events = await decode_batch(rt, events, Scene, "fusion")
-            new_alerts = [a for s in scenes if (a := evaluate(s, w.anomaly_threshold, w.alert_window_s))]
+            new_alerts = [a for s in scenes for a in incidents.observe(s)]
             try:
                 merged = await write_with_retry(scenes, new_alerts)
             except DBAPIError as exc:

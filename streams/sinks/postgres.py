@@ -172,6 +172,8 @@ async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
             "lon": sa.func.coalesce(cur.lon, ex.lon),
             "cell_id": sa.func.coalesce(cur.cell_id, ex.cell_id),
             "segment_id": sa.func.coalesce(cur.segment_id, ex.segment_id),
+            "window_start": sa.func.least(cur.window_start, ex.window_start),
+            "window_end": sa.func.greatest(cur.window_end, ex.window_end),
             "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f"))))
             .select_from(sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f"))
             .scalar_subquery(),
@@ -181,4 +183,12 @@ async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
     merged = (await conn.execute(stmt)).mappings().one()
     evidence = dict(merged["evidence"])
     evidence["frame_ids"] = sorted(merged["frame_ids"])
-    return alert.model_copy(update={"severity": merged["severity"], "score": merged["score"], "evidence": evidence})
+    return alert.model_copy(
+        update={
+            "severity": merged["severity"],
+            "score": merged["score"],
+            "evidence": evidence,
+            "window_start": merged["window_start"],
+            "window_end": merged["window_end"],
+        }
+    )

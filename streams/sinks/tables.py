@@ -3,6 +3,10 @@
 ``frame_observations`` holds one row per processed frame, keyed by ``frame_id``: it is the
 deduplicated base from which ``road_conditions`` is recomputed as absolute values, so a replay
 or a restart from committed offsets can never double count.
+
+The database gets these tables through the migrations in ``streams/sinks/migrations`` (``fleetscope
+schema``); a change here needs a new revision there, and ``tests/test_schema.py`` fails until the two
+agree. The migrations also create the dashboard views and the roles, which are not part of this metadata.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ frame_observations = Table(
     Column("inserted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("frame_observations_cell_time", frame_observations.c.cell_id, frame_observations.c.captured_at)
+Index("frame_observations_segment_time", frame_observations.c.segment_id, frame_observations.c.captured_at)
 
 alerts = Table(
     "alerts",
@@ -63,6 +68,12 @@ alerts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 Index("alerts_window_start", alerts.c.window_start)
+Index("alerts_segment_time", alerts.c.segment_id, alerts.c.window_start)
+Index("alerts_cell_time", alerts.c.cell_id, alerts.c.window_start)
+Index("alerts_type_time", alerts.c.type, alerts.c.window_start)
+# open_incidents: alerts whose window ended or that were updated in the last 15 minutes (a BitmapOr of the two).
+Index("alerts_window_end", alerts.c.window_end)
+Index("alerts_updated_at", alerts.c.updated_at)
 
 road_conditions = Table(
     "road_conditions",

@@ -9,16 +9,15 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from alerts.rules import alert_id, evaluate, severity
 from fleetscope.errors import InferenceError, InvalidMessage
 from fleetscope.settings import TritonSettings
 from infra.process import free_ports
-from models.vocab import ANOMALY_TYPES, ST_CONTEXT_DIM
+from models.vocab import ST_CONTEXT_DIM
 from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.inference.triton_client import TritonModels
 from streams.ingest.frames import check_jpeg
-from streams.schema import AnomalyResult, AspectResult, Frame, GpsFix, Scene, decode
+from streams.schema import Frame, GpsFix, decode
 from tests.frames import sample_camera, sample_jpeg
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
@@ -104,41 +103,6 @@ def test_context_vector_is_explicitly_empty_without_a_fix():
 def test_cells_group_nearby_positions_and_separate_distant_ones():
     assert cell_id(60.1701, 24.9401, 0.005) == cell_id(60.1702, 24.9402, 0.005)
     assert cell_id(60.1701, 24.9401, 0.005) != cell_id(60.1801, 24.9401, 0.005)
-
-
-def scene(score: float, frame_id: str = "f1", seconds: float = 0) -> Scene:
-    relation = {t: 0.0 for t in ANOMALY_TYPES}
-    return Scene(
-        frame_id=frame_id,
-        vehicle_id="v1",
-        captured_at=T0 + timedelta(seconds=seconds),
-        gps=None,
-        cell_id=None,
-        aspects={"congestion": AspectResult(label="free flow", probs={"free flow": 1.0})},
-        anomaly=AnomalyResult(score=score, type="obstacle", relation_scores=relation),
-        objects=[],
-        triplets=[],
-        ingested_at=T0,
-        inferred_at=T0,
-    )
-
-
-def test_scores_below_the_threshold_raise_no_alert():
-    assert evaluate(scene(0.59), threshold=0.6, window_s=30) is None
-    assert evaluate(scene(0.6), threshold=0.6, window_s=30) is not None
-
-
-def test_frames_of_one_vehicle_type_and_window_share_one_alert_id():
-    a = evaluate(scene(0.9, "f1", seconds=1), 0.6, 30)
-    b = evaluate(scene(0.7, "f2", seconds=20), 0.6, 30)
-    c = evaluate(scene(0.7, "f3", seconds=31), 0.6, 30)
-    assert a and b and c
-    assert a.alert_id == b.alert_id != c.alert_id
-    assert a.alert_id == alert_id("v1", "obstacle", a.window_start)
-
-
-def test_severity_grades_by_distance_above_the_threshold():
-    assert [severity(s, 0.4) for s in (0.4, 0.65, 0.85)] == ["minor", "major", "critical"]
 
 
 def test_an_unreachable_triton_fails_after_bounded_retries():
