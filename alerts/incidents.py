@@ -66,8 +66,7 @@ class IncidentTracker:
         vehicle = self._vehicle(scene.vehicle_id)
         scores = {r.type: s for r in self.rules.rules if (s := r.score(scene)) is not None}
         frame = _Frame(scene.captured_at, scene.frame_id, scores)
-        times = [f.captured_at for f in vehicle.frames]
-        at = bisect.bisect_left(times, frame.captured_at)
+        at = bisect.bisect_left(vehicle.frames, frame.captured_at, key=lambda f: f.captured_at)
         if at < len(vehicle.frames) and vehicle.frames[at].frame_id == frame.frame_id:
             vehicle.frames[at] = frame  # the same frame again (a replay): same result
         else:

@@ -41,6 +41,16 @@ def engine_as(settings: Settings, user: str, database: str = "fleetscope") -> sa
     return sa.create_engine(dsn(settings, user, database).replace("postgresql://", "postgresql+psycopg://"))
 
 
+def assert_refused(engine: sa.Engine, statement: str) -> None:
+    """``statement`` fails for lack of privilege when run through ``engine`` (disposed afterwards)."""
+    try:
+        with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError) as err:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+    assert isinstance(err.value.orig, psycopg.errors.InsufficientPrivilege)
+
+
 @pytest.fixture
 def blank_database(settings: Settings, tmp_path) -> Iterator[Callable[..., Settings]]:
     """A factory of empty databases on the stack's server: settings whose DSN names one (as ``postgres``)."""
@@ -354,13 +364,7 @@ def test_every_table_and_view_is_granted_to_the_writer_and_the_reader(settings):
     ids=["insert", "update", "delete"],
 )
 def test_the_dashboard_login_cannot_write(settings, statement):
-    engine = engine_as(settings, "fleetscope_dashboard")
-    try:
-        with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError) as err:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-    assert isinstance(err.value.orig, psycopg.errors.InsufficientPrivilege)
+    assert_refused(engine_as(settings, "fleetscope_dashboard"), statement)
 
 
 def test_the_dashboard_login_reads_tables_and_both_views(settings):
@@ -389,10 +393,4 @@ def test_the_embedded_pipeline_connects_as_its_login_which_writes_rows(settings)
     "statement", ["CREATE TABLE pipeline_scratch (x int)", "DROP TABLE alerts"], ids=["create", "drop"]
 )
 def test_the_pipeline_login_cannot_create_or_drop_tables(settings, statement):
-    engine = sa.create_engine(settings.postgres.url("psycopg"))
-    try:
-        with engine.connect() as conn, pytest.raises(sa.exc.ProgrammingError) as err:
-            conn.execute(sa.text(statement))
-    finally:
-        engine.dispose()
-    assert isinstance(err.value.orig, psycopg.errors.InsufficientPrivilege)
+    assert_refused(sa.create_engine(settings.postgres.url("psycopg")), statement)
