@@ -15,6 +15,7 @@ import click
 from evaluation.cli import evaluate
 from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
+from models.training.cli import train
 from sim.bench import bench_render
 from sim.cli import simulate
 from streams.bench import bench_gps
@@ -74,8 +75,6 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
     try:
         with terminate_as_interrupt():
             reap_leftovers(settings)
-            if settings.triton.embedded:
-                demo_run.prepare_models(settings, progress)
             progress("starting the stack (broker, PostgreSQL, Triton, worker) ...")
             t0 = time.monotonic()
             stack.start()
@@ -192,6 +191,7 @@ def config() -> None:
 
 main.add_command(simulate)
 main.add_command(evaluate)
+main.add_command(train)
 
 
 @main.group()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -83,18 +81,6 @@ class Summary:
                 f"  all frames accounted for {'yes' if self.complete else 'NO'}",
             ]
         )
-
-
-def prepare_models(settings: Settings, progress: Callable[[str], None]) -> None:
-    """Fine-tune SA-CLIP briefly on simulator frames unless a trained checkpoint is there (about a minute, once)."""
-    out = settings.triton.checkpoint_dir / "sa_clip.pt"
-    cmd = [sys.executable, "-m", "models.train_demo_sa_clip", "--out", str(out), "--if-untrained"]
-    progress(f"checking SA-CLIP checkpoint ({' '.join(cmd[1:])}) ...")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    for line in proc.stdout.splitlines()[-3:]:
-        progress(f"  {line}")
-    if proc.returncode != 0:
-        raise FleetscopeError(f"SA-CLIP fine-tune failed:\n{proc.stderr[-3000:]}")
 
 
 def produce(

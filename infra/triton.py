@@ -69,7 +69,7 @@ def triton_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_checkpoints(settings: Settings) -> None:
-    """Write seeded *untrained* checkpoints for any model that has none (embedded stack only).
+    """Install the shipped checkpoints, or seeded *untrained* ones, for any model that has none (embedded stack only).
 
     Runs in a subprocess so that the stack process never imports torch.
     """
@@ -77,7 +77,9 @@ def ensure_checkpoints(settings: Settings) -> None:
     missing = [m for m in MODELS if not (ckpt / f"{m}.pt").exists()]
     if not missing:
         return
-    log.warning("no checkpoint for %s in %s: writing untrained seed-0 weights", ", ".join(missing), ckpt)
+    log.info(
+        "no checkpoint for %s in %s: installing the shipped ones (untrained for the rest)", ", ".join(missing), ckpt
+    )
     out = subprocess.run(
         [sys.executable, "-m", "models.checkpoints", "init", "--dir", str(ckpt), "--seed", "0"],
         capture_output=True,
@@ -85,7 +87,7 @@ def ensure_checkpoints(settings: Settings) -> None:
         timeout=settings.stack.startup_timeout_s,
     )
     if out.returncode != 0:
-        raise ServiceError("triton", "could not write untrained checkpoints", (out.stdout + out.stderr)[-3000:])
+        raise ServiceError("triton", "could not install checkpoints", (out.stdout + out.stderr)[-3000:])
 
 
 class EmbeddedTriton:

@@ -1,13 +1,20 @@
-"""One checkpoint format for the three served models, and the untrained checkpoints to start from.
+"""One checkpoint format for the served models and their CLIP backbone, and untrained checkpoints to start from.
 
 A checkpoint is a ``torch.save`` dict::
 
-    {"model": "st_clip" | "sa_clip" | "scene_graph", "clip_arch": str, "options": {...},
-     "preprocess": {"size", "mean", "std"}, "state_dict": {...},
+    {"model": "clip" | "st_clip" | "sa_clip" | "scene_graph", "clip_arch": str, "options": {...},
+     "preprocess": {"size", "mean", "std"}, "state_dict": {...}, "storage": "float32" | "float16",
+     "backbone": None | {"file": "base_clip.pt", "sha256": str},
      "meta": {"trained": bool, "seed": int, "interface_version": int, ...}}
 
-``python -m models.checkpoints init --dir DIR --seed 0`` writes seeded, untrained checkpoints so
-that the serving path runs end to end before any training.
+Kept small enough for a repository: floating-point weights may be stored as float16 (loaded back
+as float32), token-embedding rows that are exactly zero (words never trained) are not stored, and an
+ST-CLIP checkpoint holds only its prompts and adapters: its frozen CLIP is the ``clip`` checkpoint
+named in ``backbone``, next to it (checked by sha256).
+
+``python -m models.checkpoints init --dir DIR --seed 0`` fills DIR for serving: the reference
+checkpoints shipped in ``models/weights`` (see models/README.md) where there are some, and seeded,
+untrained checkpoints for the rest, so that the serving path runs end to end before any training.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +30,23 @@ import torch
 
 from fleetscope.errors import MissingCheckpoint
 from fleetscope.settings import get_settings
-from models.clip_backbone import DEFAULT_ARCH, ClipModel, ImageCfg, create_clip
+from models.clip_backbone import DEFAULT_ARCH, BaseClip, ClipModel, ImageCfg, create_clip
 from models.sa_clip import SAClip
 from models.scene_graph import SceneGraphModel
 from models.st_clip import STClip
 from models.vocab import INTERFACE_VERSION
 
-MODELS: dict[str, type[ClipModel]] = {"st_clip": STClip, "sa_clip": SAClip, "scene_graph": SceneGraphModel}
+MODELS: dict[str, type[ClipModel]] = {
+    "clip": BaseClip,
+    "st_clip": STClip,
+    "sa_clip": SAClip,
+    "scene_graph": SceneGraphModel,
+}
+SERVED = ("st_clip", "sa_clip", "scene_graph")
+BACKBONE_FILE = "base_clip.pt"
+FROZEN_BACKBONE = {"st_clip"}  # models whose CLIP stays frozen: their checkpoints refer to a backbone file
+SPARSE_ROWS = "token_embedding.weight"
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def build_model(name: str, arch: str = DEFAULT_ARCH, weights: str | Path | None = None, **options: Any) -> ClipModel:
@@ -39,28 +57,69 @@ def build_model(name: str, arch: str = DEFAULT_ARCH, weights: str | Path | None 
     return MODELS[name](clip, arch, image_cfg, **options)
 
 
-def save_checkpoint(model: ClipModel, name: str, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Write ``model`` as a ``name`` checkpoint; ``meta`` must say ``trained`` and ``seed``."""
+def save_checkpoint(
+    model: ClipModel,
+    name: str,
+    path: str | Path,
+    meta: dict[str, Any],
+    *,
+    half: bool = False,
+    backbone: str | Path | None = None,
+) -> Path:
+    """Write ``model`` as a ``name`` checkpoint; ``meta`` must say ``trained`` and ``seed``.
+
+    ``half`` stores floating-point weights as float16. A frozen-backbone model (ST-CLIP) needs
+    ``backbone``, the ``clip`` checkpoint holding its CLIP, which must sit in the same directory.
+    """
     if not isinstance(model, MODELS[name]):
         raise ValueError(f"a {type(model).__name__} cannot be saved as {name!r}")
     missing = {"trained", "seed"} - meta.keys()
     if missing:
         raise ValueError(f"checkpoint meta lacks {sorted(missing)}")
+    path = Path(path)
+    state = model.state_dict()
+    backbone_ref = None
+    if name in FROZEN_BACKBONE:
+        if backbone is None:
+            raise ValueError(f"a {name} checkpoint needs the backbone checkpoint its frozen CLIP was saved in")
+        backbone = Path(backbone)
+        if backbone.resolve().parent != path.resolve().parent:
+            raise ValueError(f"backbone {backbone} must be in the same directory as {path}")
+        backbone_ref = {"file": backbone.name, "sha256": _sha256(backbone)}
+        state = {k: v for k, v in state.items() if not k.startswith("clip.")}
     payload = {
         "model": name,
         "clip_arch": model.arch,
         "options": model.options,
         "preprocess": model.image_cfg.as_dict(),
-        "state_dict": model.state_dict(),
+        "state_dict": {k: _packed(k, v, half) for k, v in state.items()},
+        "storage": "float16" if half else "float32",
+        "backbone": backbone_ref,
         "meta": {**meta, "interface_version": INTERFACE_VERSION},
     }
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a server loading the checkpoint meanwhile sees the old file or the new one.
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def _packed(key: str, value: torch.Tensor, half: bool) -> Any:
+    if half and value.is_floating_point():
+        value = value.half()
+    if key.endswith(SPARSE_ROWS) and value.dim() == 2:
+        rows = value.abs().sum(dim=1).nonzero().flatten()
+        return {"rows": rows, "values": value[rows], "shape": list(value.shape)}
+    return value
+
+
+def _unpacked(value: Any) -> torch.Tensor:
+    if isinstance(value, dict):
+        full = torch.zeros(value["shape"], dtype=value["values"].dtype)
+        full[value["rows"]] = value["values"]
+        value = full
+    return value.float() if value.is_floating_point() else value
 
 
 def load_checkpoint(path: str | Path) -> ClipModel:
@@ -80,8 +139,24 @@ def load_checkpoint(path: str | Path) -> ClipModel:
             f"{path} has interface version {version}, this code has {INTERFACE_VERSION} "
             "(models.vocab changed); retrain or re-create it"
         )
-    model = build_model(ckpt["model"], ckpt["clip_arch"], **ckpt["options"])
-    model.load_state_dict(ckpt["state_dict"])
+    state = {k: _unpacked(v) for k, v in ckpt["state_dict"].items()}
+    ref = ckpt.get("backbone")
+    if ref is not None:
+        backbone_path = path.parent / ref["file"]
+        if not backbone_path.is_file():
+            raise MissingCheckpoint(f"{path} needs its CLIP backbone {backbone_path}, which does not exist")
+        if _sha256(backbone_path) != ref["sha256"]:
+            raise ValueError(f"{backbone_path} is not the backbone {path} was trained on (sha256 differs)")
+        backbone = load_checkpoint(backbone_path)
+        assert isinstance(backbone, BaseClip)
+        model = MODELS[ckpt["model"]](backbone.clip, ckpt["clip_arch"], backbone.image_cfg, **ckpt["options"])
+        model.load_state_dict(state, strict=False)
+        unexpected = {k for k in model.state_dict() if not k.startswith("clip.")} - state.keys()
+        if unexpected:
+            raise ValueError(f"{path} lacks weights for {sorted(unexpected)[:5]}")
+    else:
+        model = build_model(ckpt["model"], ckpt["clip_arch"], **ckpt["options"])
+        model.load_state_dict(state)
     model.image_cfg = ImageCfg.from_dict(ckpt["preprocess"])
     model.meta = ckpt["meta"]
     return model.eval()
@@ -90,16 +165,49 @@ def load_checkpoint(path: str | Path) -> ClipModel:
 def init_untrained(
     checkpoint_dir: str | Path, seed: int = 0, arch: str = DEFAULT_ARCH, overwrite: bool = False
 ) -> list[Path]:
-    """Write ``<name>.pt`` for every model that has none (all with ``overwrite``) from a seeded random
-    initialisation (same seed, same weights); return the paths written."""
+    """Write ``<name>.pt`` for every served model that has none (all with ``overwrite``) from a seeded
+    random initialisation (same seed, same weights), plus the CLIP backbone ST-CLIP refers to; return
+    the paths written."""
+    directory = Path(checkpoint_dir)
     paths = []
-    for name in MODELS:
+    backbone = directory / BACKBONE_FILE
+    new_backbone = overwrite or not backbone.exists() or not (directory / "st_clip.pt").exists()
+    if new_backbone:
+        torch.manual_seed(seed)
+        paths.append(save_checkpoint(build_model("clip", arch), "clip", backbone, {"trained": False, "seed": seed}))
+    for name in SERVED:
         torch.manual_seed(seed)  # per model, so each file is independent of the others' order
-        path = Path(checkpoint_dir) / f"{name}.pt"
-        if path.exists() and not overwrite:
+        path = directory / f"{name}.pt"
+        frozen = name in FROZEN_BACKBONE
+        if path.exists() and not overwrite and not (frozen and new_backbone):
             continue
-        paths.append(save_checkpoint(build_model(name, arch), name, path, {"trained": False, "seed": seed}))
+        meta = {"trained": False, "seed": seed}
+        if frozen:
+            clip = load_checkpoint(backbone)
+            assert isinstance(clip, BaseClip)
+            model = MODELS[name](clip.clip, clip.arch, clip.image_cfg)
+            paths.append(save_checkpoint(model, name, path, meta, backbone=backbone))
+        else:
+            paths.append(save_checkpoint(build_model(name, arch), name, path, meta))
     return paths
+
+
+def install_shipped(checkpoint_dir: str | Path, shipped: Path = SHIPPED_DIR) -> list[Path]:
+    """Copy the shipped checkpoints into ``checkpoint_dir`` where it has none of its own; return those copied.
+
+    ST-CLIP and its backbone are copied together, as one refers to the other by checksum.
+    """
+    directory = Path(checkpoint_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    groups = [[f"{name}.pt", BACKBONE_FILE] if name in FROZEN_BACKBONE else [f"{name}.pt"] for name in SERVED]
+    copied = []
+    for group in groups:
+        if not all((shipped / f).is_file() for f in group) or (directory / group[0]).exists():
+            continue
+        for f in group:
+            shutil.copyfile(shipped / f, directory / f)
+            copied.append(directory / f)
+    return copied
 
 
 def _sha256(path: Path) -> str:
@@ -113,15 +221,17 @@ def _sha256(path: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m models.checkpoints", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    init = sub.add_parser("init", help="write untrained, seeded checkpoints of every model")
+    init = sub.add_parser("init", help="install the shipped checkpoints, and seeded untrained ones for the rest")
     init.add_argument("--dir", type=Path, default=None, help="default: settings triton.checkpoint_dir")
     init.add_argument("--seed", type=int, default=0)
     init.add_argument("--arch", default=DEFAULT_ARCH, help="open_clip architecture of the backbone")
     init.add_argument("--overwrite", action="store_true", help="replace existing checkpoints (trained ones too)")
+    init.add_argument("--untrained", action="store_true", help="do not install the shipped checkpoints")
     args = parser.parse_args(argv)
 
     directory = args.dir or get_settings().triton.checkpoint_dir
-    for path in init_untrained(directory, seed=args.seed, arch=args.arch, overwrite=args.overwrite):
+    installed = [] if args.untrained or args.overwrite else install_shipped(directory)
+    for path in installed + init_untrained(directory, seed=args.seed, arch=args.arch, overwrite=args.overwrite):
         print(f"{path}  {path.stat().st_size / 1e6:.1f} MB  sha256 {_sha256(path)}")
 
 

@@ -152,3 +152,17 @@ class ClipModel(nn.Module):
         self.image_cfg = image_cfg
         self.options = options
         self.meta: dict[str, Any] = {}
+
+
+class BaseClip(ClipModel):
+    """A whole CLIP as a checkpoint of its own: the frozen backbone ST-CLIP checkpoints refer to.
+
+    forward(images [B,3,H,W]) -> normalised image embeddings [B, embed_dim].
+    """
+
+    def __init__(self, clip: CLIP, arch: str, image_cfg: ImageCfg) -> None:
+        super().__init__(clip, arch, image_cfg)
+        self.clip = clip
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.clip.encode_image(images), dim=-1)

@@ -37,6 +37,28 @@ def decode_jpeg(data: bytes, min_size: int | None = None) -> Image.Image:
     return img.convert("RGB")
 
 
+def to_uint8_batch(jpegs: Sequence[bytes], image_size: int) -> np.ndarray:
+    """Decode and resize JPEGs into uint8 pixels [B, image_size, image_size, 3] (RGB).
+
+    Raises ValueError naming the first image that does not decode.
+    """
+    batch = np.empty((len(jpegs), image_size, image_size, 3), dtype=np.uint8)
+    for i, data in enumerate(jpegs):
+        try:
+            img = decode_jpeg(data, min_size=image_size)
+        except ValueError as exc:
+            raise ValueError(f"image {i} of {len(jpegs)}: {exc}") from exc
+        batch[i] = np.asarray(img.resize((image_size, image_size), Image.Resampling.BICUBIC))
+    return batch
+
+
+def normalise(pixels: np.ndarray | torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 pixels [B, H, W, 3] to the float32 model input [B, 3, H, W], scaled to 0..1 and normalised."""
+    batch = torch.as_tensor(pixels).to(torch.float32) / 255.0
+    batch = (batch - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(std, dtype=torch.float32)
+    return batch.permute(0, 3, 1, 2).contiguous()
+
+
 def to_tensor_batch(
     jpegs: Sequence[bytes],
     image_size: int,
@@ -47,15 +69,4 @@ def to_tensor_batch(
 
     Raises ValueError naming the first image that does not decode.
     """
-    batch = np.empty((len(jpegs), image_size, image_size, 3), dtype=np.float32)
-    for i, data in enumerate(jpegs):
-        try:
-            img = decode_jpeg(data, min_size=image_size)
-        except ValueError as exc:
-            raise ValueError(f"image {i} of {len(jpegs)}: {exc}") from exc
-        img = img.resize((image_size, image_size), Image.Resampling.BICUBIC)
-        batch[i] = np.asarray(img, dtype=np.float32)
-    batch /= 255.0
-    batch -= np.asarray(mean, dtype=np.float32)
-    batch /= np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    return normalise(to_uint8_batch(jpegs, image_size), mean, std)

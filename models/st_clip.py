@@ -27,7 +27,7 @@ from models.clip_backbone import (
     tokenize,
     trim_prompts,
 )
-from models.vocab import ASPECTS, ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
+from models.vocab import ASPECT_PHRASES, ASPECTS, ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
 
 # Token groups of the ST context vector; every field belongs to exactly one group.
 ST_TOKEN_GROUPS: dict[str, tuple[str, ...]] = {
@@ -59,64 +59,105 @@ class STContextEncoder(nn.Module):
         return self.norm(self.encoder(x)[:, 0])
 
 
+CONDITIONS = ("st", "image", "none")
+
+
 class STClip(ClipModel):
-    """forward(images [B,3,H,W], st_context [B,16]) -> {aspect: class probabilities [B, n_classes]}."""
+    """forward(images [B,3,H,W], st_context [B,16]) -> {aspect: class probabilities [B, n_classes]}.
+
+    ``condition`` says what shifts the prompt words: ``"st"`` the ST context (ST-CLIP), ``"image"``
+    the image embedding (the CoCoOp baseline) or ``"none"`` (CoOp). ``low_level`` adds the pooled
+    middle-layer ViT tokens to the image embedding (ST-CLIP's bi-level visual side). The baselines
+    are this class with those two options changed, so every method trains and runs the same way.
+    """
 
     prompt_ids: torch.Tensor
     aspect_of_prompt: torch.Tensor
 
-    def __init__(self, clip: CLIP, arch: str, image_cfg: ImageCfg, n_ctx: int = 4, ctx_dim: int = 64) -> None:
-        super().__init__(clip, arch, image_cfg, n_ctx=n_ctx, ctx_dim=ctx_dim)
+    def __init__(
+        self,
+        clip: CLIP,
+        arch: str,
+        image_cfg: ImageCfg,
+        n_ctx: int = 4,
+        ctx_dim: int = 64,
+        condition: str = "st",
+        low_level: bool = True,
+    ) -> None:
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {CONDITIONS}, not {condition!r}")
+        super().__init__(clip, arch, image_cfg, n_ctx=n_ctx, ctx_dim=ctx_dim, condition=condition, low_level=low_level)
         self.clip = clip.requires_grad_(False)  # frozen backbone: only prompts and adapters learn
         width = clip.token_embedding.embedding_dim
         embed_dim = clip.visual.output_dim
         self.n_ctx = n_ctx
+        self.condition = condition
         self.layer = middle_layer(clip.visual)
 
         # One prompt per (aspect, class), all aspects in one text batch; "X" words are placeholders
         # whose embeddings are replaced by the learned context (position 0 is start-of-text).
         names = [(a, c) for a, classes in ASPECTS.items() for c in classes]
         prefix = " ".join(["X"] * n_ctx)
-        ids = trim_prompts(clip, tokenize(arch, [f"{prefix} {c}." for _, c in names]))
+        ids = trim_prompts(clip, tokenize(arch, [f"{prefix} {ASPECT_PHRASES[a][c]}." for a, c in names]))
         self.register_buffer("prompt_ids", ids, persistent=False)
         aspect_of_prompt = [list(ASPECTS).index(a) for a, _ in names]
         self.register_buffer("aspect_of_prompt", torch.tensor(aspect_of_prompt), persistent=False)
 
         self.prompt_ctx = nn.Parameter(torch.randn(len(ASPECTS), n_ctx, width) * 0.02)  # CoOp init
-        self.st_encoder = STContextEncoder(ctx_dim)
-        self.meta_net = nn.ModuleList(nn.Linear(ctx_dim, width) for _ in ASPECTS)
+        self.st_encoder = STContextEncoder(ctx_dim) if condition == "st" else None
+        if condition == "none":
+            self.meta_net = None
+        else:
+            source = ctx_dim if condition == "st" else embed_dim
+            self.meta_net = nn.ModuleList(
+                nn.Sequential(nn.Linear(source, source // 2), nn.ReLU(), nn.Linear(source // 2, width)) for _ in ASPECTS
+            )
 
         grid_width = clip.visual.transformer.width
-        low_level_proj = nn.Linear(grid_width, embed_dim)
-        # Zero-init: an untrained adapter leaves CLIP's image embedding (and its zero-shot alignment) intact.
-        nn.init.zeros_(low_level_proj.weight)
-        nn.init.zeros_(low_level_proj.bias)
-        self.low_level = nn.Sequential(nn.LayerNorm(grid_width), low_level_proj)
+        self.low_level: nn.Sequential | None = None
+        if low_level:
+            low_level_proj = nn.Linear(grid_width, embed_dim)
+            # Zero-init: an untrained adapter leaves CLIP's image embedding (and its zero-shot alignment) intact.
+            nn.init.zeros_(low_level_proj.weight)
+            nn.init.zeros_(low_level_proj.bias)
+            self.low_level = nn.Sequential(nn.LayerNorm(grid_width), low_level_proj)
 
-    def class_embeddings(self, st_context: torch.Tensor) -> torch.Tensor:
-        """Normalised class embeddings [B, n_prompts, embed_dim] conditioned on each sample's ST context."""
-        ctx = self.st_encoder(st_context)
-        shift = torch.stack([net(ctx) for net in self.meta_net], dim=1)  # [B, n_aspects, width]
-        prompt_ctx = self.prompt_ctx[None] + shift[:, :, None]  # [B, n_aspects, n_ctx, width]
-        prompt_ctx = prompt_ctx[:, self.aspect_of_prompt]  # [B, n_prompts, n_ctx, width]
+    def class_embeddings(self, condition: torch.Tensor | None) -> torch.Tensor:
+        """Normalised class embeddings [B, n_prompts, embed_dim].
 
-        batch, n_prompts = prompt_ctx.shape[:2]
-        words = self.clip.token_embedding(self.prompt_ids).expand(batch, -1, -1, -1)
+        ``condition`` is the ST context [B, 16] or the image embedding [B, embed_dim] (per
+        ``self.condition``); without conditioning the class embeddings are shared ([1, ...]).
+        """
+        prompt_ctx = self.prompt_ctx[None]  # [1, n_aspects, n_ctx, width]
+        if self.meta_net is not None:
+            assert condition is not None
+            source = self.st_encoder(condition) if self.st_encoder is not None else condition
+            shift = torch.stack([net(source) for net in self.meta_net], dim=1)  # [B, n_aspects, width]
+            prompt_ctx = prompt_ctx + shift[:, :, None]
+        prompt_ctx = prompt_ctx[:, self.aspect_of_prompt]  # [B or 1, n_prompts, n_ctx, width]
+
+        rows, n_prompts = prompt_ctx.shape[:2]
+        words = self.clip.token_embedding(self.prompt_ids).expand(rows, -1, -1, -1)
         embeds = torch.cat([words[:, :, :1], prompt_ctx, words[:, :, 1 + self.n_ctx :]], dim=2)
-        ids = self.prompt_ids.repeat(batch, 1)
+        ids = self.prompt_ids.repeat(rows, 1)
         feats = encode_text_embeds(self.clip, embeds.flatten(0, 1), ids)
-        return F.normalize(feats, dim=-1).view(batch, n_prompts, -1)
+        return F.normalize(feats, dim=-1).view(rows, n_prompts, -1)
 
-    def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised bi-level image embeddings [B, embed_dim]."""
+    @torch.no_grad()
+    def frozen_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the frozen CLIP gives for ``images``: normalised image embedding, pooled middle-layer tokens."""
         image_emb, tokens = encode_image_tokens(self.clip.visual, images, self.layer)
-        fused = F.normalize(image_emb, dim=-1) + self.low_level(tokens.mean(dim=1))
-        return F.normalize(fused, dim=-1)
+        return F.normalize(image_emb, dim=-1), tokens.mean(dim=1)
+
+    def aspect_logits(self, image_emb: torch.Tensor, low: torch.Tensor, st_context: torch.Tensor) -> torch.Tensor:
+        """Logits over all (aspect, class) prompts [B, n_prompts] from the frozen features of a batch."""
+        image = image_emb if self.low_level is None else F.normalize(image_emb + self.low_level(low), dim=-1)
+        condition = st_context if self.condition == "st" else image_emb if self.condition == "image" else None
+        classes = self.class_embeddings(condition)
+        return self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes.expand(len(image), -1, -1))
 
     def forward(self, images: torch.Tensor, st_context: torch.Tensor) -> dict[str, torch.Tensor]:
-        image = self.image_embeddings(images)
-        classes = self.class_embeddings(st_context)
-        logits = self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes)
+        logits = self.aspect_logits(*self.frozen_features(images), st_context)
         out: dict[str, torch.Tensor] = {}
         start = 0
         for aspect, names in ASPECTS.items():

@@ -6,7 +6,7 @@ Changing an order here changes the model interface: bump ``INTERFACE_VERSION``.
 
 from __future__ import annotations
 
-INTERFACE_VERSION = 2
+INTERFACE_VERSION = 3
 
 # ST-CLIP aspects, in output order; each is one Triton output named ASPECT_<NAME.upper()>.
 ASPECTS: dict[str, tuple[str, ...]] = {
@@ -16,6 +16,35 @@ ASPECTS: dict[str, tuple[str, ...]] = {
     "accessibility": ("open", "restricted", "blocked"),
     "weather_lighting": ("clear day", "rain", "fog", "snow", "dusk", "night"),
     "congestion": ("free flow", "moderate", "heavy", "standstill"),
+}
+
+# How each aspect's classes are worded in prompts (ST-CLIP's learned prompts end with these words, the
+# zero-shot baseline's prompts are these words in a sentence) and in training captions.
+ASPECT_PHRASES: dict[str, dict[str, str]] = {
+    "scene_type": {
+        "urban street": "an urban street",
+        "residential": "a residential street",
+        "arterial": "an arterial road",
+        "highway": "a highway",
+        "tunnel": "a tunnel",
+    },
+    "surface": {"dry": "a dry road", "wet": "a wet road", "snow": "a snowy road", "damaged": "a damaged road"},
+    "road_width": {"narrow": "a narrow road", "medium": "a road of medium width", "wide": "a wide road"},
+    "accessibility": {"open": "an open road", "restricted": "a partly blocked road", "blocked": "a blocked road"},
+    "weather_lighting": {
+        "clear day": "a clear day",
+        "rain": "rain",
+        "fog": "fog",
+        "snow": "snowfall",
+        "dusk": "dusk",
+        "night": "night",
+    },
+    "congestion": {
+        "free flow": "free flowing traffic",
+        "moderate": "moderate traffic",
+        "heavy": "heavy traffic",
+        "standstill": "traffic at a standstill",
+    },
 }
 
 # Scene-graph object classes and predicates.
@@ -38,20 +67,22 @@ PREDICATES: tuple[str, ...] = (
     "collides with",
 )
 
-# SA-CLIP relation prompts: normal ones first, then one anomalous prompt per anomaly type.
+# SA-CLIP relation prompts: normal ones first, then one anomalous prompt per anomaly type. They are
+# worded in the grammar of SA-CLIP's training captions (models/training/captions.py), so that a type
+# never seen in training is a new combination of known words.
 NORMAL_PROMPTS: tuple[str, ...] = (
-    "a car is following a car",
-    "a car is driving in its lane",
-    "a pedestrian is on the sidewalk",
-    "a truck is left of a car",
     "the road ahead is clear",
+    "a car is moving away on our side of the road",
+    "a car is coming towards us on the other side of the road",
+    "a pedestrian is beside the road",
+    "a car is standing beside the road",
 )
 ANOMALY_PROMPTS: dict[str, str] = {
     "collision": "a car collides with a car",
-    "stopped_vehicle": "a car is stopped in the lane",
-    "pedestrian_in_lane": "a pedestrian is in the lane",
-    "wrong_way": "a car drives towards the camera in the lane",
-    "obstacle": "an obstacle is on the road",
+    "stopped_vehicle": "a car with hazard lights is standing on our side of the road",
+    "pedestrian_in_lane": "a pedestrian is on our side of the road",
+    "wrong_way": "a car is coming towards us on our side of the road",
+    "obstacle": "an obstacle is on our side of the road",
 }
 RELATION_PROMPTS: tuple[str, ...] = NORMAL_PROMPTS + tuple(ANOMALY_PROMPTS.values())
 ANOMALY_TYPES: tuple[str, ...] = tuple(ANOMALY_PROMPTS)

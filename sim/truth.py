@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.schema import CameraCalibration
 
-TRUTH_VERSION = 1
+TRUTH_VERSION = 2
 
 
 class _Record(BaseModel):
@@ -48,6 +48,30 @@ class EgoTruth(_Record):
     odometer_m: float = Field(description="distance travelled since the run started")
 
 
+class RoadTruth(_Record):
+    """The carriageway in view (ego frame: y to the left, lanes numbered from the left edge)."""
+
+    lanes_forward: int
+    lanes_opposite: int = Field(description="lanes carrying oncoming traffic (the leftmost ones)")
+    ego_lane: int = Field(description="the lane the camera vehicle drives in, centred on y = 0")
+    lane_width_m: float
+
+    @property
+    def left_edge_y(self) -> float:
+        """y of the carriageway's left edge in metres."""
+        return (self.ego_lane + 0.5) * self.lane_width_m
+
+    @property
+    def centre_line_y(self) -> float:
+        """y of the line between oncoming and forward lanes."""
+        return self.left_edge_y - self.lanes_opposite * self.lane_width_m
+
+    @property
+    def right_edge_y(self) -> float:
+        """y of the carriageway's right edge."""
+        return self.left_edge_y - (self.lanes_forward + self.lanes_opposite) * self.lane_width_m
+
+
 class FrameTruth(_Record):
     """Everything true about one frame."""
 
@@ -66,6 +90,7 @@ class FrameTruth(_Record):
     objects: list[ObjectTruth]
     relations: list[tuple[int, str, int]] = Field(description="(subject track_id, predicate, object track_id)")
     ego: EgoTruth
+    road: RoadTruth
 
 
 class GpsTruth(_Record):

@@ -24,7 +24,16 @@ from sim.fleet import GpsConfig, Vehicle
 from sim.local_scene import INCIDENT_FAR_M, INCIDENT_NEAR_M, INCIDENT_VIEW_M, LocalScene, collision_pairs, relations
 from sim.scene_spec import SceneSpec
 from sim.traffic import INCIDENT_DURATION_S, INCIDENT_WEIGHT, Incident, Traffic
-from sim.truth import AnomalyEvent, EgoTruth, FrameTruth, GpsTruth, IncidentTruth, ObjectTruth, RoadConditionTruth
+from sim.truth import (
+    AnomalyEvent,
+    EgoTruth,
+    FrameTruth,
+    GpsTruth,
+    IncidentTruth,
+    ObjectTruth,
+    RoadConditionTruth,
+    RoadTruth,
+)
 from sim.vocab import ANOMALY_TYPES, model_aspects
 from streams.context.road_network import RoadNetwork
 
@@ -287,6 +296,12 @@ class World:
                 segment_id=seg.segment_id,
                 offset_m=v.offset_m,
                 odometer_m=v.odometer_m,
+            ),
+            road=RoadTruth(
+                lanes_forward=road.lanes_forward,
+                lanes_opposite=road.lanes_opposite,
+                ego_lane=road.ego_lane,
+                lane_width_m=road.lane_width_m,
             ),
         )
         delivery = float(v.rng.uniform(0.1, 0.6))

@@ -9,10 +9,11 @@ the explicit "no context" input; parts that are unknown (no segment, no window y
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 from models.vocab import ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
 from streams.context.road_network import ROAD_CLASSES, Segment
-from streams.schema import AttachedFix, Frame, SegmentWindow
+from streams.schema import AttachedFix, SegmentWindow
 
 _INDEX = {name: i for i, name in enumerate(ST_CONTEXT_FIELDS)}
 
@@ -23,12 +24,14 @@ def _set(vec: list[float], values: dict[str, float]) -> list[float]:
     return vec
 
 
-def context_vector(frame: Frame, fix: AttachedFix | None, tolerance_s: float, segment: Segment | None) -> list[float]:
-    """ST context for one frame without its window part: all zeros (has_context=0) without a fix."""
+def context_vector(
+    captured_at: datetime, fix: AttachedFix | None, tolerance_s: float, segment: Segment | None
+) -> list[float]:
+    """ST context of a frame taken at ``captured_at``, without the window part; all 0 (has_context=0) without a fix."""
     vec = [0.0] * ST_CONTEXT_DIM
     if fix is None:
         return vec
-    hour = frame.captured_at.hour + frame.captured_at.minute / 60
+    hour = captured_at.hour + captured_at.minute / 60
     heading = math.radians(fix.heading_deg or 0.0)
     _set(
         vec,
@@ -40,7 +43,7 @@ def context_vector(frame: Frame, fix: AttachedFix | None, tolerance_s: float, se
             "accuracy_norm": min((fix.accuracy_m or 0.0) / 50.0, 2.0),
             "hour_sin": math.sin(2 * math.pi * hour / 24),
             "hour_cos": math.cos(2 * math.pi * hour / 24),
-            "weekday_norm": frame.captured_at.weekday() / 6,
+            "weekday_norm": captured_at.weekday() / 6,
             "fix_age_norm": min(abs(fix.offset_s) / tolerance_s, 1.0),
         },
     )

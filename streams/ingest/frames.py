@@ -88,7 +88,9 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
                 )
                 if located
                 else None,
-                st_context=context_vector(frame, fix, w.gps_tolerance_s, located.segment if located else None),
+                st_context=context_vector(
+                    frame.captured_at, fix, w.gps_tolerance_s, located.segment if located else None
+                ),
                 produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
                 ingested_at=utcnow(),
             )

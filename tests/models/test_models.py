@@ -65,7 +65,8 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_untrained_checkpoints_are_written_for_every_served_model(checkpoint_dir) -> None:
-    assert sorted(p.name for p in checkpoint_dir.iterdir()) == ["sa_clip.pt", "scene_graph.pt", "st_clip.pt"]
+    names = ["base_clip.pt", "sa_clip.pt", "scene_graph.pt", "st_clip.pt"]
+    assert sorted(p.name for p in checkpoint_dir.iterdir()) == names
     for path in checkpoint_dir.iterdir():
         assert load_checkpoint(path).meta == {"trained": False, "seed": 0, "interface_version": INTERFACE_VERSION}
 
@@ -164,13 +165,66 @@ def test_same_seed_gives_identical_models(checkpoint_dir, tmp_path) -> None:
 
 
 def test_checkpoint_round_trip_keeps_outputs_and_meta(checkpoint_dir, tmp_path) -> None:
-    model = load_checkpoint(checkpoint_dir / "st_clip.pt")
-    path = save_checkpoint(model, "st_clip", tmp_path / "copy.pt", {"trained": True, "seed": 7, "note": "x"})
+    model = load_checkpoint(checkpoint_dir / "sa_clip.pt")
+    path = save_checkpoint(model, "sa_clip", tmp_path / "copy.pt", {"trained": True, "seed": 7, "note": "x"})
     copy = load_checkpoint(path)
     assert copy.meta == {"trained": True, "seed": 7, "note": "x", "interface_version": INTERFACE_VERSION}
     assert copy.image_cfg == model.image_cfg and copy.arch == model.arch
     for a, b in zip(outputs(model), outputs(copy), strict=True):
         assert torch.equal(a, b)
+
+
+def test_float16_checkpoint_is_half_the_size_and_leaves_out_untrained_words(checkpoint_dir, tmp_path) -> None:
+    model = load_checkpoint(checkpoint_dir / "sa_clip.pt")
+    with torch.no_grad():
+        model.clip.token_embedding.weight[100:] = 0.0  # words a training corpus never used
+    full = save_checkpoint(model, "sa_clip", tmp_path / "full.pt", {"trained": True, "seed": 0})
+    half = save_checkpoint(model, "sa_clip", tmp_path / "half.pt", {"trained": True, "seed": 0}, half=True)
+    words = model.clip.token_embedding.weight.numel() * 4  # bytes of the dense float32 embedding
+    assert full.stat().st_size < words  # zero rows are not stored
+    assert half.stat().st_size < 0.51 * full.stat().st_size
+    copy = load_checkpoint(half)
+    assert torch.equal(copy.clip.token_embedding.weight[100:], model.clip.token_embedding.weight[100:])
+    for a, b in zip(outputs(model), outputs(copy), strict=True):
+        torch.testing.assert_close(a, b, atol=2e-2, rtol=0)
+
+
+def test_st_clip_checkpoint_holds_only_adapters_and_checks_its_backbone(checkpoint_dir, tmp_path) -> None:
+    st = load_checkpoint(checkpoint_dir / "st_clip.pt")
+    assert not any(k.startswith("clip.") for k in torch.load(checkpoint_dir / "st_clip.pt")["state_dict"])
+    backbone = tmp_path / "base_clip.pt"
+    backbone.write_bytes((checkpoint_dir / "base_clip.pt").read_bytes())
+    path = save_checkpoint(st, "st_clip", tmp_path / "st_clip.pt", {"trained": True, "seed": 0}, backbone=backbone)
+    for a, b in zip(outputs(st), outputs(load_checkpoint(path)), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="needs the backbone"):
+        save_checkpoint(st, "st_clip", tmp_path / "x.pt", {"trained": True, "seed": 0})
+    torch.manual_seed(9)
+    save_checkpoint(build_model("clip"), "clip", backbone, {"trained": True, "seed": 9})
+    with pytest.raises(ValueError, match="not the backbone"):
+        load_checkpoint(path)
+    backbone.unlink()
+    with pytest.raises(MissingCheckpoint, match="needs its CLIP backbone"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("condition", ["none", "image", "st"])
+def test_baselines_are_st_clip_with_other_prompt_conditioning(checkpoint_dir, condition: str) -> None:
+    base = load_checkpoint(checkpoint_dir / "base_clip.pt")
+    torch.manual_seed(0)
+    model = STClip(base.clip, base.arch, base.image_cfg, condition=condition, low_level=False).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)  # trained-looking adapters, so conditioning shows
+    image, low = model.frozen_features(images_for(model))
+    st = st_context()
+    same = model.aspect_logits(image, low, st)
+    other_st = model.aspect_logits(image, low, st_context(seed=1))
+    assert torch.equal(same, other_st) == (condition != "st")
+    # CoOp's class embeddings are shared by all images; CoCoOp's depend on the image.
+    classes = model.class_embeddings(image if condition == "image" else st if condition == "st" else None)
+    assert classes.shape[0] == (1 if condition == "none" else BATCH)
 
 
 def test_checkpoint_refuses_a_model_of_another_kind(checkpoint_dir, tmp_path) -> None:
@@ -237,6 +291,13 @@ def test_create_clip_loads_a_local_vit_b_32_weights_file(tmp_path) -> None:
     image = to_tensor_batch([jpeg(0)], image_cfg.size, image_cfg.mean, image_cfg.std)
     with torch.inference_mode():
         assert torch.equal(saved.eval().encode_image(image), loaded.eval().encode_image(image))
+    # The fleetscope models build on it unchanged (ST-CLIP reads its middle ViT tokens).
+    st = STClip(loaded, "ViT-B-32", image_cfg)
+    sa = build_model("sa_clip", "ViT-B-32", weights=tmp_path / "vit-b-32.pt")
+    with torch.inference_mode():
+        aspects = st(image, st_context(1))
+        score, _ = sa(image)
+    assert set(aspects) == set(ASPECTS) and 0.0 <= float(score) <= 1.0
 
 
 def test_init_writes_only_missing_checkpoints_and_keeps_a_trained_one(tmp_path) -> None:
@@ -244,7 +305,7 @@ def test_init_writes_only_missing_checkpoints_and_keeps_a_trained_one(tmp_path) 
     trained = tmp_path / "sa_clip.pt"
     save_checkpoint(build_model("sa_clip"), "sa_clip", trained, {"trained": True, "seed": 1})
     written = init_untrained(tmp_path, seed=0)
-    assert sorted(p.name for p in written) == ["scene_graph.pt", "st_clip.pt"]
+    assert sorted(p.name for p in written) == ["base_clip.pt", "scene_graph.pt", "st_clip.pt"]
     assert load_checkpoint(trained).meta["trained"] is True
-    assert len(init_untrained(tmp_path, seed=0, overwrite=True)) == 3
+    assert len(init_untrained(tmp_path, seed=0, overwrite=True)) == 4
     assert load_checkpoint(trained).meta["trained"] is False

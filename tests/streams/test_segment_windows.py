@@ -96,7 +96,7 @@ def test_the_st_context_carries_the_segment_and_its_window():
     segment = max(network.segments, key=lambda s: s.lanes)
     frame = Frame(vehicle_id="v", frame_id="f", captured_at=T0, jpeg=b"x", camera=sample_camera())
     fix = AttachedFix(ts=T0, lat=60.17, lon=24.94, speed_mps=8.0, heading_deg=90.0, accuracy_m=5.0, offset_s=0.0)
-    vec = context_vector(frame, fix, 2.0, segment)
+    vec = context_vector(frame.captured_at, fix, 2.0, segment)
     assert vec[FIELD["lanes_norm"]] == pytest.approx(min(segment.lanes / 4, 2.0))
     assert vec[FIELD["segment_length_norm"]] > 0 and vec[FIELD["window_vehicles_norm"]] == 0
     value = merged({}, [observed("a", 0, 6.0), observed("b", 1, 12.0)])
@@ -104,4 +104,4 @@ def test_the_st_context_carries_the_segment_and_its_window():
     assert joined[FIELD["window_vehicles_norm"]] == pytest.approx(2 / 20)
     assert joined[FIELD["window_median_speed_norm"]] == pytest.approx(9.0 / 30)
     assert with_window(vec, None) == vec
-    assert context_vector(frame, None, 2.0, segment) == [0.0] * len(ST_CONTEXT_FIELDS)
+    assert context_vector(frame.captured_at, None, 2.0, segment) == [0.0] * len(ST_CONTEXT_FIELDS)

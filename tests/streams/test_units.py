@@ -93,10 +93,10 @@ def test_history_keeps_only_the_newest_fixes_and_a_repeated_fix_replaces_itself(
 
 def test_context_vector_is_explicitly_empty_without_a_fix():
     frame = Frame(vehicle_id="v1", frame_id="f", captured_at=T0, jpeg=b"x", camera=sample_camera())
-    empty = context_vector(frame, None, 2.0, None)
+    empty = context_vector(frame.captured_at, None, 2.0, None)
     assert empty == [0.0] * ST_CONTEXT_DIM
     history = add_fix([], fix(0.5), keep=5)
-    full = context_vector(frame, nearest_fix(history, T0, 2.0), 2.0, None)
+    full = context_vector(frame.captured_at, nearest_fix(history, T0, 2.0), 2.0, None)
     assert full[0] == 1.0 and full[1] == pytest.approx(10 / 30) and full[8] == pytest.approx(0.25)
 
 

@@ -1,0 +1,94 @@
+"""``fleetscope train``: train the reference checkpoints on the simulator's datasets (synthetic)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from fleetscope.settings import REPO_ROOT
+
+WEIGHTS_DIR = REPO_ROOT / "models" / "weights"
+
+
+def _log(message: str) -> None:
+    click.echo(message)
+    sys.stdout.flush()  # progress shows up in a log file as it happens
+
+
+@click.group("train")
+def train() -> None:
+    """Train fleetscope's models; each command prints its progress and wall time."""
+
+
+@train.command("clip")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="seed of initialisation and batch order")
+@click.option("--clip-arch", default="fleetscope-vit-tiny", show_default=True, help="open_clip architecture")
+@click.option(
+    "--clip-weights",
+    type=click.Path(exists=True, dir_okay=False),
+    help="pretrained CLIP weights (a local open_clip state dict): skips base CLIP pretraining",
+)
+@click.option("--pretrain-steps", default=1500, show_default=True, help="base CLIP steps (batch 64)")
+@click.option("--sa-steps", default=400, show_default=True, help="SA-CLIP fine-tuning steps (batch 64)")
+@click.option("--shots", default=16, show_default=True, type=click.Choice(["1", "2", "4", "8", "16"]))
+def train_clip(
+    out: Path, seed: int, clip_arch: str, clip_weights: str | None, pretrain_steps: int, sa_steps: int, shots: str
+) -> None:
+    """Base CLIP, SA-CLIP and ST-CLIP from scratch: writes base_clip.pt, sa_clip.pt and st_clip.pt to OUT.
+
+    Base CLIP pretrains on the simulator corpus (seed 101) with alt-text captions, SA-CLIP fine-tunes
+    it on relation captions with hard negatives, and ST-CLIP learns its prompts on the frozen base
+    CLIP from SHOTS frames per class of the benchmark's train split (seed 7). Checkpoints are stored
+    as float16.
+    """
+    import torch
+
+    from models.checkpoints import BACKBONE_FILE, save_checkpoint
+    from models.clip_backbone import BaseClip, create_clip
+    from models.training.clip_training import finetune_sa_clip, fresh_copy, pretrain_clip
+    from models.training.dataset import (
+        BENCHMARK_FRAMES,
+        BENCHMARK_SEED,
+        CORPUS_FRAMES,
+        CORPUS_SEED,
+        ensure_export,
+        load_frames,
+    )
+    from models.training.few_shot import frozen_features, sample_shots, train_prompts
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    t0 = time.monotonic()
+    corpus_root = ensure_export(CORPUS_SEED, CORPUS_FRAMES)
+    bench_root = ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES)
+    if clip_weights:
+        clip, image_cfg = create_clip(clip_arch, clip_weights)
+        base = BaseClip(clip, clip_arch, image_cfg).eval()
+        origin = f"pretrained weights {clip_weights}"
+    else:
+        corpus = load_frames(corpus_root, create_clip(clip_arch)[1].size)
+        base = pretrain_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
+        origin = f"pretrained from scratch on the simulator corpus (seed {CORPUS_SEED}, {pretrain_steps} steps)"
+    corpus = load_frames(corpus_root, base.image_cfg.size)
+    common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch}
+    backbone = save_checkpoint(
+        base, "clip", out / BACKBONE_FILE, {**common, "trained": True, "origin": origin}, half=True
+    )
+    _log(f"wrote {backbone}  ({backbone.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
+
+    sa = finetune_sa_clip(fresh_copy(base), corpus, steps=sa_steps, seed=seed, log=_log)
+    sa_path = save_checkpoint(
+        sa, "sa_clip", out / "sa_clip.pt", {**common, "trained": True, "origin": f"SA-CLIP on {origin}"}, half=True
+    )
+    _log(f"wrote {sa_path}  ({sa_path.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
+
+    bench = load_frames(bench_root, base.image_cfg.size)
+    train_feats = frozen_features(base, bench, bench.split("train"))
+    st = train_prompts(base, "st_clip", train_feats.take(sample_shots(train_feats.labels, int(shots), seed)), log=_log)
+    st_meta = {**common, "trained": True, "shots": int(shots), "origin": f"ST-CLIP on the frozen {BACKBONE_FILE}"}
+    st_path = save_checkpoint(st, "st_clip", out / "st_clip.pt", st_meta, half=True, backbone=backbone)
+    _log(f"wrote {st_path}  ({st_path.stat().st_size / 1e6:.1f} MB)")
+    _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")

@@ -1,0 +1,152 @@
+"""Training the CLIP models on the simulator corpus (synthetic): base CLIP pretraining and SA-CLIP fine-tuning.
+
+- ``pretrain_clip``: contrastive image-text pretraining from scratch on alt-text captions, as CLIP
+  is pretrained on web alt text. Token-embedding rows of words that never occur stay exactly zero,
+  so the checkpoint does not store them (``models.checkpoints``).
+- ``finetune_sa_clip``: SA-CLIP. The whole CLIP is fine-tuned contrastively on subject-relation-object
+  captions, each image's text batch holding its true caption and that caption's hard negative
+  (subject and object swapped, relation flipped), so the model must read the relation, not the nouns.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, create_clip, tokenize
+from models.sa_clip import SAClip
+from models.training.captions import ZERO_SHOT_TEMPLATE, alt_text, relation_captions
+from models.training.dataset import FrameSet
+from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
+
+Log = Callable[[str], None]
+
+
+def _schedule(opt: torch.optim.Optimizer, step: int, steps: int, lr: float, warmup: int) -> None:
+    """Linear warm-up, then cosine decay to zero."""
+    scale = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(steps - warmup, 1)))
+    for group in opt.param_groups:
+        group["lr"] = lr * scale
+
+
+def _report(log: Log, name: str, step: int, steps: int, loss: float, t0: float) -> None:
+    if step % 50 == 0 or step == steps:
+        log(f"{name} step {step}/{steps}  loss {loss:.3f}  {time.monotonic() - t0:.0f}s")
+
+
+def zero_unused_words(clip: CLIP, arch: str, texts: list[str]) -> int:
+    """Zero the token-embedding rows of every token not in ``texts``; return how many rows are kept."""
+    used = torch.unique(tokenize(arch, texts))
+    keep = torch.zeros(clip.token_embedding.num_embeddings, dtype=torch.bool)
+    keep[used] = True
+    with torch.no_grad():
+        clip.token_embedding.weight[~keep] = 0.0
+    return int(keep.sum())
+
+
+def vocabulary_texts(corpus: FrameSet, idx: np.ndarray, seed: int) -> list[str]:
+    """Every sentence the CLIP models are trained or prompted with (to find the words in use)."""
+    rng = random.Random(seed)
+    texts = [alt_text(corpus.truth[i], rng) for i in idx]
+    texts += [c for i in idx for pair in relation_captions(corpus.truth[i]) for c in pair]
+    texts += [ZERO_SHOT_TEMPLATE.format(p) for phrases in ASPECT_PHRASES.values() for p in phrases.values()]
+    texts += list(RELATION_PROMPTS)
+    return texts
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE loss for matching rows of normalised ``image`` and ``text``."""
+    logits = scale * image @ text.T
+    target = torch.arange(len(image))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def pretrain_clip(
+    corpus: FrameSet,
+    *,
+    arch: str = DEFAULT_ARCH,
+    steps: int = 1500,
+    batch: int = 64,
+    lr: float = 5e-4,
+    seed: int = 0,
+    log: Log = print,
+) -> BaseClip:
+    """Pretrain a CLIP of ``arch`` from scratch on the corpus's train and val frames with alt-text captions."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    clip, image_cfg = create_clip(arch)
+    idx = corpus.split("train", "val")
+    kept = zero_unused_words(clip, arch, vocabulary_texts(corpus, idx, seed))
+    log(f"pretraining {arch} on {len(idx)} corpus frames; {kept} word embeddings in use")
+    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    clip.train()
+    t0 = time.monotonic()
+    for step in range(1, steps + 1):
+        _schedule(opt, step, steps, lr, warmup=min(100, steps // 10 + 1))
+        rows = idx[torch.randint(0, len(idx), (batch,), generator=gen).numpy()]
+        texts = tokenize(arch, [alt_text(corpus.truth[i], rng) for i in rows])
+        image = F.normalize(clip.encode_image(corpus.images(rows, image_cfg)), dim=-1)
+        text = F.normalize(clip.encode_text(texts), dim=-1)
+        loss = contrastive_loss(image, text, clip.logit_scale.exp())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            clip.logit_scale.clamp_(0, math.log(100))
+        _report(log, "clip", step, steps, loss.item(), t0)
+    return BaseClip(clip, arch, image_cfg).eval()
+
+
+def finetune_sa_clip(
+    base: BaseClip,
+    corpus: FrameSet,
+    *,
+    steps: int = 400,
+    batch: int = 64,
+    lr: float = 1e-4,
+    seed: int = 0,
+    log: Log = print,
+) -> SAClip:
+    """SA-CLIP: fine-tune the whole of ``base`` on relation captions with hard negatives (NegCLIP-style loss)."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = SAClip(base.clip, base.arch, base.image_cfg)
+    clip = model.clip
+    idx = np.array([i for i in corpus.split("train", "val") if relation_captions(corpus.truth[i])])
+    captions = {int(i): relation_captions(corpus.truth[i]) for i in idx}
+    log(f"fine-tuning SA-CLIP on {len(idx)} corpus frames with relation captions and hard negatives")
+    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    t0 = time.monotonic()
+    for step in range(1, steps + 1):
+        _schedule(opt, step, steps, lr, warmup=min(50, steps // 10 + 1))
+        rows = idx[torch.randint(0, len(idx), (batch,), generator=gen).numpy()]
+        pairs = [rng.choice(captions[int(i)]) for i in rows]
+        texts = tokenize(base.arch, [p for p, _ in pairs] + [n for _, n in pairs])
+        image = F.normalize(clip.encode_image(corpus.images(rows, base.image_cfg)), dim=-1)
+        text = F.normalize(clip.encode_text(texts), dim=-1)
+        logits = clip.logit_scale.exp() * image @ text.T  # [B, 2B]: true captions, then their negatives
+        target = torch.arange(batch)
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target)) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            clip.logit_scale.clamp_(0, math.log(100))
+        _report(log, "sa_clip", step, steps, loss.item(), t0)
+    return model.eval()
+
+
+def fresh_copy(base: BaseClip) -> BaseClip:
+    """An independent copy of ``base`` (SA-CLIP fine-tunes its CLIP in place)."""
+    clip, image_cfg = create_clip(base.arch)
+    clip.load_state_dict(base.clip.state_dict())
+    return BaseClip(clip, base.arch, image_cfg).eval()

@@ -1,0 +1,78 @@
+"""What the CLIP models learn from: relation captions with hard negatives, and the pipeline's ST context."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+
+import pytest
+
+from models.training.captions import relation_captions
+from models.vocab import ANOMALY_PROMPTS, ST_CONTEXT_FIELDS
+from sim.export import ExportConfig, episode_worlds
+from sim.publish import gps_message
+from sim.truth import FrameTruth
+from sim.world import FrameEmission, GpsEmission, World, WorldConfig
+from streams.context.replay import replay_contexts
+from streams.context.road_network import ROAD_CLASSES, load_network
+
+
+@pytest.fixture(scope="module")
+def network():
+    return load_network()
+
+
+@pytest.fixture(scope="module")
+def dataset_frames(network) -> list[FrameTruth]:
+    """Frames of a few dataset episodes (truth only, nothing rendered)."""
+    config = ExportConfig(episode_s=30.0)
+    frames = []
+    for world in itertools.islice(episode_worlds(network, config), 8):
+        frames += [e.truth for e in world.run(config.episode_s) if isinstance(e, FrameEmission)]
+    return frames
+
+
+def test_every_hard_negative_is_false_of_its_frame_and_every_caption_true(dataset_frames) -> None:
+    checked = 0
+    for frame in dataset_frames:
+        pairs = relation_captions(frame)
+        true = {t for t, _ in pairs}
+        for _, negative in pairs:
+            assert negative not in true, (frame.frame_id, negative)
+        checked += len(pairs)
+    assert checked > 10 * len(dataset_frames)
+
+
+def test_held_out_anomaly_prompts_are_never_true_of_a_training_frame(dataset_frames) -> None:
+    held_out = {ANOMALY_PROMPTS[t] for t in ExportConfig().holdout}
+    training = [f for f in dataset_frames if f.split in ("train", "val")]
+    seen_in_test = set()
+    for frame in dataset_frames:
+        true = {t for t, _ in relation_captions(frame)}
+        if frame.split in ("train", "val"):
+            assert not true & held_out, frame.frame_id
+        else:
+            seen_in_test |= true & held_out
+    assert len(training) > 100
+    assert seen_in_test, "the test split should show a held-out type in 8 episodes"
+
+
+def test_replayed_st_context_locates_frames_on_their_true_segment_with_its_window(network) -> None:
+    world = World(network, WorldConfig(vehicles=16), seed=3, start=datetime(2026, 3, 2, 8, tzinfo=timezone.utc))
+    emissions = list(world.run(150.0))
+    fixes = [(e.truth.delivered_at, gps_message(e.truth)) for e in emissions if isinstance(e, GpsEmission)]
+    frames = [e.truth for e in emissions if isinstance(e, FrameEmission)]
+    vectors = replay_contexts(network, fixes, [(f.vehicle_id, f.captured_at) for f in frames])
+    field = {name: i for i, name in enumerate(ST_CONTEXT_FIELDS)}
+    with_context = [(f, v) for f, v in zip(frames, vectors, strict=True) if v[field["has_context"]] == 1.0]
+    assert len(with_context) >= 0.9 * len(frames)  # tunnels have no fix
+    segments = {s.segment_id: s for s in network.segments}
+    right_class = sum(
+        v[field["road_class_norm"]]
+        == pytest.approx((ROAD_CLASSES.index(segments[f.ego.segment_id].road_class) + 1) / len(ROAD_CLASSES))
+        for f, v in with_context
+    )
+    assert right_class >= 0.9 * len(with_context)
+    # The frame's own vehicle is in its segment's window once the matcher has committed a fix there.
+    with_window = sum(v[field["window_vehicles_norm"]] > 0 for _, v in with_context)
+    assert with_window >= 0.6 * len(with_context)
