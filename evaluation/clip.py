@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -210,6 +211,4 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
 
 
 def _holdout(frames: FrameSet) -> list[str]:
-    import json
-
     return list(json.loads((frames.root / "manifest.json").read_text())["config"]["holdout"])

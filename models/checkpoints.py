@@ -150,10 +150,9 @@ def load_checkpoint(path: str | Path) -> ClipModel:
         backbone = load_checkpoint(backbone_path)
         assert isinstance(backbone, BaseClip)
         model = MODELS[ckpt["model"]](backbone.clip, ckpt["clip_arch"], backbone.image_cfg, **ckpt["options"])
-        model.load_state_dict(state, strict=False)
-        unexpected = {k for k in model.state_dict() if not k.startswith("clip.")} - state.keys()
-        if unexpected:
-            raise ValueError(f"{path} lacks weights for {sorted(unexpected)[:5]}")
+        missing = [k for k in model.load_state_dict(state, strict=False).missing_keys if not k.startswith("clip.")]
+        if missing:
+            raise ValueError(f"{path} lacks weights for {sorted(missing)[:5]}")
     else:
         model = build_model(ckpt["model"], ckpt["clip_arch"], **ckpt["options"])
         model.load_state_dict(state)

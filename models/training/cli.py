@@ -67,12 +67,12 @@ def train_clip(
     if clip_weights:
         clip, image_cfg = create_clip(clip_arch, clip_weights)
         base = BaseClip(clip, clip_arch, image_cfg).eval()
+        corpus = load_frames(corpus_root, image_cfg.size)
         origin = f"pretrained weights {clip_weights}"
     else:
         corpus = load_frames(corpus_root, create_clip(clip_arch)[1].size)
         base = pretrain_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
         origin = f"pretrained from scratch on the simulator corpus (seed {CORPUS_SEED}, {pretrain_steps} steps)"
-    corpus = load_frames(corpus_root, base.image_cfg.size)
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch}
     backbone = save_checkpoint(
         base, "clip", out / BACKBONE_FILE, {**common, "trained": True, "origin": origin}, half=True

@@ -61,10 +61,24 @@ def vocabulary_texts(corpus: FrameSet, idx: np.ndarray, seed: int) -> list[str]:
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE loss for matching rows of normalised ``image`` and ``text``."""
+    """CLIP's symmetric InfoNCE loss: row i of normalised ``image`` matches row i of ``text``.
+
+    ``text`` may have more rows than ``image`` (hard negatives after the true captions): they
+    compete for each image, while each true caption is matched against the images only.
+    """
+    batch = len(image)
     logits = scale * image @ text.T
-    target = torch.arange(len(image))
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    target = torch.arange(batch)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target)) / 2
+
+
+def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: CLIP) -> None:
+    """One optimiser step; CLIP's temperature stays within its usual bound (logit scale <= 100)."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        clip.logit_scale.clamp_(0, math.log(100))
 
 
 def pretrain_clip(
@@ -95,11 +109,7 @@ def pretrain_clip(
         image = F.normalize(clip.encode_image(corpus.images(rows, image_cfg)), dim=-1)
         text = F.normalize(clip.encode_text(texts), dim=-1)
         loss = contrastive_loss(image, text, clip.logit_scale.exp())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            clip.logit_scale.clamp_(0, math.log(100))
+        _update(opt, loss, clip)
         _report(log, "clip", step, steps, loss.item(), t0)
     return BaseClip(clip, arch, image_cfg).eval()
 
@@ -133,14 +143,8 @@ def finetune_sa_clip(
         texts = tokenize(base.arch, [p for p, _ in pairs] + [n for _, n in pairs])
         image = F.normalize(clip.encode_image(corpus.images(rows, base.image_cfg)), dim=-1)
         text = F.normalize(clip.encode_text(texts), dim=-1)
-        logits = clip.logit_scale.exp() * image @ text.T  # [B, 2B]: true captions, then their negatives
-        target = torch.arange(batch)
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target)) / 2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            clip.logit_scale.clamp_(0, math.log(100))
+        loss = contrastive_loss(image, text, clip.logit_scale.exp())  # text: true captions, then their negatives
+        _update(opt, loss, clip)
         _report(log, "sa_clip", step, steps, loss.item(), t0)
     return model.eval()
 
