@@ -23,7 +23,7 @@ from fleetscope.settings import Settings
 from streams import topics
 from streams.producer import FleetProducer
 from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
-from streams.sinks.tables import alerts, frame_observations, road_conditions, segment_stats
+from streams.sinks.tables import alerts, frame_observations, road_conditions, segment_road_conditions, segment_stats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Summary:
     alerts: int = 0
     alert_types: dict[str, int] = field(default_factory=dict)
     road_condition_rows: int = 0
+    segment_condition_rows: int = 0
     frames_on_segment: int = 0
     segment_stats_rows: int = 0
     frames_per_s: float = 0.0
@@ -71,7 +72,8 @@ class Summary:
                 f"  GPS fixes produced       {self.gps_produced}  (dead letters {self.gps_dead_letters})",
                 f"  dead-letter reasons      {reasons}",
                 f"  alerts (Postgres)        {self.alerts}  ({types})",
-                f"  road_conditions rows     {self.road_condition_rows}",
+                f"  road_conditions rows     {self.road_condition_rows}  (per grid cell)",
+                f"  segment_road_conditions  {self.segment_condition_rows}  (per road segment and window length)",
                 f"  frames on a road segment {self.frames_on_segment}  (map-matched; the rest had no fix or segment)",
                 f"  segment_stats rows       {self.segment_stats_rows}",
                 f"  throughput               {self.frames_per_s:.1f} frames/s",
@@ -223,6 +225,11 @@ def count_outputs(
             summary.alerts = sum(summary.alert_types.values())
             summary.road_condition_rows = conn.execute(
                 sa.select(sa.func.count()).select_from(road_conditions).where(road_conditions.c.window_start >= START)
+            ).scalar_one()
+            summary.segment_condition_rows = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(segment_road_conditions)
+                .where(segment_road_conditions.c.window_start >= START)
             ).scalar_one()
             summary.frames_on_segment = conn.execute(
                 sa.select(sa.func.count())

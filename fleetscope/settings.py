@@ -157,7 +157,10 @@ class WorkerSettings(Section):
     alert_cooldown_s: float = Field(
         60.0, gt=0, description="firings of one vehicle and alert type closer than this (capture time) are one alert"
     )
-    road_window_s: int = Field(300, ge=10, description="road-condition aggregation window")
+    road_window_s: int = Field(300, ge=10, description="road-condition aggregation window per grid cell")
+    condition_windows_s: list[int] = Field(
+        [300, 3600], min_length=1, description="window lengths of the per-segment road conditions (seconds, >= 60)"
+    )
     cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) of road_conditions")
     sink_batch_size: int = Field(64, ge=1)
     sink_linger_s: float = Field(0.5, ge=0)
@@ -174,6 +177,13 @@ class WorkerSettings(Section):
     segment_hop_s: int = Field(30, ge=1, description="a new segment window starts every this many seconds")
     segment_window_keep_s: int = Field(900, ge=60, description="how long segment windows stay in worker memory")
     segment_flush_s: float = Field(1.0, gt=0, description="how often changed segment windows go to segment_stats")
+
+    @field_validator("condition_windows_s")
+    @classmethod
+    def _windows_at_least_a_minute(cls, v: list[int]) -> list[int]:
+        if any(w < 60 for w in v) or len(set(v)) != len(v):
+            raise ValueError("give distinct window lengths of at least 60 seconds, such as [300, 3600]")
+        return sorted(v)
 
     @field_validator("road_network")
     @classmethod

@@ -2,12 +2,16 @@
 
 Frame observations are inserted once per frame_id; alerts are upserted by alert_id (evidence merged);
 road conditions are recomputed as absolute values from the observations of every touched
-(cell, window), so processing the same input twice leaves identical tables.
+(cell, window) and (segment, window, window length), so processing the same input twice leaves
+identical tables. A segment's road conditions take their speed from its traffic windows
+(``segment_stats``), which another agent writes: whichever of the two writes second brings the speed
+up to date.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +51,103 @@ _RECOMPUTE_ROAD_CONDITIONS = sa.text(
         updated_at = EXCLUDED.updated_at
     """
 )
+
+
+# Fix-weighted mean of the median speeds of the segment's traffic windows that start in each
+# (segment, window) of ``targets`` (a CTE or table with segment_id, window_start, window_seconds).
+_SEGMENT_SPEED = """
+    SELECT t.segment_id, t.window_start, t.window_seconds,
+           sum(s.median_speed_kmh * s.fixes) / nullif(sum(s.fixes) FILTER (WHERE s.median_speed_kmh IS NOT NULL), 0)
+               AS median_speed_kmh
+    FROM {targets} t
+    JOIN segment_stats s
+      ON s.segment_id = t.segment_id
+     AND s.window_seconds = :traffic_window_s
+     AND s.window_start >= t.window_start
+     AND s.window_start < t.window_start + make_interval(secs => t.window_seconds)
+    GROUP BY t.segment_id, t.window_start, t.window_seconds
+"""
+_TOUCHED_SEGMENT_WINDOWS = """
+    SELECT * FROM unnest(CAST(:segments AS text[]), CAST(:starts AS timestamptz[]), CAST(:lengths AS int[]))
+        AS t(segment_id, window_start, window_seconds)
+"""
+
+_RECOMPUTE_SEGMENT_ROAD_CONDITIONS = sa.text(
+    f"""
+    WITH touched AS ({_TOUCHED_SEGMENT_WINDOWS}),
+    obs AS (
+        SELECT t.segment_id, t.window_start, t.window_seconds, o.vehicle_id, o.anomaly_score, o.aspects,
+               o.congestion_level
+        FROM touched t
+        JOIN frame_observations o
+          ON o.segment_id = t.segment_id
+         AND o.captured_at >= t.window_start
+         AND o.captured_at < t.window_start + make_interval(secs => t.window_seconds)
+    ),
+    label_shares AS (
+        SELECT segment_id, window_start, window_seconds, a.key AS aspect, a.value AS label,
+               count(*)::numeric / sum(count(*)) OVER (PARTITION BY segment_id, window_start, window_seconds, a.key)
+                   AS share
+        FROM obs CROSS JOIN LATERAL jsonb_each_text(obs.aspects) AS a
+        GROUP BY segment_id, window_start, window_seconds, a.key, a.value
+    ),
+    distributions AS (
+        SELECT segment_id, window_start, window_seconds, jsonb_object_agg(aspect, labels) AS aspects
+        FROM (
+            SELECT segment_id, window_start, window_seconds, aspect,
+                   jsonb_object_agg(label, round(share, 4) ORDER BY label) AS labels
+            FROM label_shares
+            GROUP BY segment_id, window_start, window_seconds, aspect
+        ) per_aspect
+        GROUP BY segment_id, window_start, window_seconds
+    ),
+    counts AS (
+        SELECT segment_id, window_start, window_seconds, count(*) AS frames, count(DISTINCT vehicle_id) AS vehicles,
+               count(*) FILTER (WHERE anomaly_score >= :threshold) AS anomaly_frames,
+               mode() WITHIN GROUP (ORDER BY aspects ->> 'surface') AS dominant_surface,
+               mode() WITHIN GROUP (ORDER BY aspects ->> 'weather_lighting') AS dominant_weather,
+               mode() WITHIN GROUP (ORDER BY aspects ->> 'congestion') AS dominant_congestion,
+               avg(congestion_level) AS congestion_level
+        FROM obs
+        GROUP BY segment_id, window_start, window_seconds
+    ),
+    speeds AS ({_SEGMENT_SPEED.format(targets="touched")})
+    INSERT INTO segment_road_conditions AS rc (
+        segment_id, window_start, window_seconds, frames, vehicles, anomaly_frames, aspects, dominant_surface,
+        dominant_weather, dominant_congestion, congestion_level, median_speed_kmh, updated_at)
+    SELECT c.segment_id, c.window_start, c.window_seconds, c.frames, c.vehicles, c.anomaly_frames, d.aspects,
+           c.dominant_surface, c.dominant_weather, c.dominant_congestion, c.congestion_level, sp.median_speed_kmh,
+           now()
+    FROM counts c
+    JOIN distributions d USING (segment_id, window_start, window_seconds)
+    LEFT JOIN speeds sp USING (segment_id, window_start, window_seconds)
+    ON CONFLICT (segment_id, window_start, window_seconds) DO UPDATE SET
+        frames = EXCLUDED.frames, vehicles = EXCLUDED.vehicles, anomaly_frames = EXCLUDED.anomaly_frames,
+        aspects = EXCLUDED.aspects, dominant_surface = EXCLUDED.dominant_surface,
+        dominant_weather = EXCLUDED.dominant_weather, dominant_congestion = EXCLUDED.dominant_congestion,
+        congestion_level = EXCLUDED.congestion_level, median_speed_kmh = EXCLUDED.median_speed_kmh,
+        updated_at = EXCLUDED.updated_at
+    """
+)
+
+_UPDATE_SEGMENT_SPEEDS = sa.text(
+    f"""
+    WITH touched AS ({_TOUCHED_SEGMENT_WINDOWS}),
+    speeds AS ({_SEGMENT_SPEED.format(targets="touched")})
+    UPDATE segment_road_conditions rc
+    SET median_speed_kmh = sp.median_speed_kmh, updated_at = now()
+    FROM speeds sp
+    WHERE rc.segment_id = sp.segment_id AND rc.window_start = sp.window_start
+      AND rc.window_seconds = sp.window_seconds AND rc.median_speed_kmh IS DISTINCT FROM sp.median_speed_kmh
+    """
+)
+
+
+def segment_condition_windows(at: Sequence[tuple[str, datetime]], lengths: Sequence[int]) -> dict[str, list[Any]]:
+    """Bind parameters naming each (segment, window start, window length) that times ``at`` fall in."""
+    touched = sorted({(seg, window_bounds(t, n)[0], n) for seg, t in at for n in lengths})
+    segments, starts, windows = (list(c) for c in zip(*touched, strict=True)) if touched else ([], [], [])
+    return {"segments": segments, "starts": starts, "lengths": windows}
 
 
 def observation_row(scene: Scene) -> dict[str, Any]:
@@ -102,9 +203,18 @@ class PostgresSink:
                         "threshold": w.anomaly_threshold,
                     },
                 )
+            segment_windows = segment_condition_windows(
+                [(s.segment_id, s.captured_at) for s in scenes if s.segment_id], w.condition_windows_s
+            )
+            if segment_windows["segments"]:
+                await conn.execute(
+                    _RECOMPUTE_SEGMENT_ROAD_CONDITIONS,
+                    segment_windows | {"threshold": w.anomaly_threshold, "traffic_window_s": w.segment_window_s},
+                )
         metrics.SINK_ROWS.labels("frame_observations").inc(len(rows))
         metrics.SINK_ROWS.labels("alerts").inc(len(merged))
         metrics.SINK_ROWS.labels("road_conditions").inc(len(touched))
+        metrics.SINK_ROWS.labels("segment_road_conditions").inc(len(segment_windows["segments"]))
         return merged
 
     async def write_segment_stats(self, windows: Sequence[tuple[SegmentWindow, Segment]]) -> None:
@@ -118,8 +228,14 @@ class PostgresSink:
             index_elements=sorted(keys),
             set_={c: stmt.excluded[c] for c in rows[0] if c not in keys} | {"updated_at": sa.func.now()},
         )
+        touched = segment_condition_windows(
+            [(w.segment_id, w.window_start) for w, _ in windows], self.settings.worker.condition_windows_s
+        )
         async with self.engine.begin() as conn:
             await conn.execute(stmt, rows)
+            await conn.execute(
+                _UPDATE_SEGMENT_SPEEDS, touched | {"traffic_window_s": self.settings.worker.segment_window_s}
+            )
         metrics.SINK_ROWS.labels("segment_stats").inc(len(rows))
 
 

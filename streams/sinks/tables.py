@@ -1,8 +1,9 @@
 """PostgreSQL tables written by the pipeline, defined once (SQLAlchemy Core).
 
 ``frame_observations`` holds one row per processed frame, keyed by ``frame_id``: it is the
-deduplicated base from which ``road_conditions`` is recomputed as absolute values, so a replay
-or a restart from committed offsets can never double count.
+deduplicated base from which ``road_conditions`` (per grid cell) and ``segment_road_conditions`` (per
+road segment) are recomputed as absolute values, so a replay or a restart from committed offsets can
+never double count.
 
 The database gets these tables through the migrations in ``streams/sinks/migrations`` (``fleetscope
 schema``); a change here needs a new revision there, and ``tests/test_schema.py`` fails until the two
@@ -113,3 +114,31 @@ segment_stats = Table(
     PrimaryKeyConstraint("segment_id", "window_start", "window_seconds"),
 )
 Index("segment_stats_window_start", segment_stats.c.window_start)
+
+segment_road_conditions = Table(
+    "segment_road_conditions",
+    metadata,
+    Column("segment_id", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_seconds", Integer, nullable=False, comment="one row per configured window length (5 min, 1 h)"),
+    Column("frames", Integer, nullable=False),
+    Column("vehicles", Integer, nullable=False),
+    Column("anomaly_frames", Integer, nullable=False, comment="frames whose anomaly score reached the threshold"),
+    Column("aspects", JSONB, nullable=False, comment="aspect -> label -> share of the window's frames"),
+    Column("dominant_surface", Text, nullable=False),
+    Column("dominant_weather", Text, nullable=False),
+    Column("dominant_congestion", Text, nullable=False),
+    Column("congestion_level", Float, nullable=False, comment="mean expected congestion class / max class, 0..1"),
+    Column(
+        "median_speed_kmh",
+        Float,
+        comment="fix-weighted mean of the median speeds of the segment's traffic windows (segment_stats) in it",
+    ),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("segment_id", "window_start", "window_seconds"),
+)
+Index(
+    "segment_road_conditions_window",
+    segment_road_conditions.c.window_seconds,
+    segment_road_conditions.c.window_start,
+)

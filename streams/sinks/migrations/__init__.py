@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 WRITER_ROLE = "fleetscope_writer"
 READER_ROLE = "fleetscope_reader"
-VIEWS = ("current_segment_conditions", "open_incidents")
+VIEWS = ("current_segment_conditions", "open_incidents", "current_road_conditions")
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
