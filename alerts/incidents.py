@@ -10,6 +10,9 @@ times are capture times, so replaying the same frames gives the same alerts.
 This is a per-worker cache like the vehicle tracks: after a restart or rebalance persistence starts
 again from the next frames, and an incident resumed there keeps its id only if the alert sink
 merges it (same vehicle, type and first frame).
+
+Incidents of different vehicles on the same road segment are merged by the sink
+(``streams.sinks.alert_store``), which sees every worker's alerts.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class IncidentTracker:
             type=rule.type,
             severity=rule.severity.grade(score),
             vehicle_id=scene.vehicle_id,
+            vehicles=[scene.vehicle_id],
+            confidence=score,
             location=Location(lat=scene.gps.lat, lon=scene.gps.lon) if scene.gps else None,
             cell_id=scene.cell_id,
             segment_id=scene.segment_id,

@@ -218,12 +218,19 @@ class Location(BaseModel):
 
 
 class Alert(Message):
-    """``fleet.alerts``: one incident; re-sent with the same alert_id when its evidence grows."""
+    """``fleet.alerts``: one incident; re-sent with the same alert_id when its evidence grows.
+
+    Incidents of several vehicles on one road segment are one alert (``alerts.incidents``, and the
+    sink that merges them): ``vehicles`` lists every vehicle that saw it and ``confidence`` rises
+    with each.
+    """
 
     alert_id: Id
     type: str
     severity: Literal["critical", "major", "minor"]
-    vehicle_id: Id
+    vehicle_id: Id = Field(description="the first vehicle that reported the incident")
+    vehicles: list[Id] = Field(default_factory=list, description="every vehicle that reported it, sorted")
+    confidence: float = Field(0.0, ge=0, le=1, description="1 - product over vehicles of (1 - their best score)")
     location: Location | None
     cell_id: str | None
     segment_id: str | None = None

@@ -13,7 +13,7 @@ GPS = "fleet.gps"  # vehicle -> GPS fix
 FRAMES_ENRICHED = "fleet.frames.enriched"  # internal, segment -> validated frame + GPS fix + ST context
 SEGMENT_OBSERVATIONS = "fleet.segments.observations"  # internal, segment -> map-matched fixes
 SCENES = "fleet.scenes"  # per-frame model outputs
-ALERTS = "fleet.alerts"  # anomaly alerts for operations teams
+ALERTS = "fleet.alerts"  # alert_id -> incident (updates of one incident in order; compactable)
 DEADLETTER = "fleet.deadletter"  # anything that could not be processed, with its reason
 
 FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SEGMENT_OBSERVATIONS, SCENES, ALERTS, DEADLETTER)

@@ -45,6 +45,11 @@ def make_fix(vehicle_id: str, n: int) -> GpsFix:
     )
 
 
+def reported_by(alert: bytes, vehicle_id: str) -> bool:
+    """Whether an alert message lists ``vehicle_id`` among the vehicles that reported the incident."""
+    return vehicle_id in decode(Alert, alert).vehicles
+
+
 def scenes_of(settings: Settings, frame_ids: set[str], count: int, settle_s: float = 0.0) -> list[Scene]:
     records = read_until(
         settings, topics.SCENES, lambda r: decode(Scene, r.value).frame_id in frame_ids, count, settle_s=settle_s
@@ -95,12 +100,13 @@ def test_a_frame_with_gps_produces_a_scene_an_alert_and_road_conditions(settings
     assert 0.0 <= scene.anomaly.score <= 1.0
 
     # The test stack's rules alert on every frame, so it must raise an alert on the topic and in Postgres.
-    (record,) = read_until(settings, topics.ALERTS, lambda r: r.key == vehicle_id.encode(), 1)
+    # Other tests' vehicles drive the same road at the same time: the alert may be theirs too.
+    (record,) = read_until(settings, topics.ALERTS, lambda r: reported_by(r.value, vehicle_id), 1)
     alert = decode(Alert, record.value)
-    assert alert.evidence["frame_ids"] == [frame.frame_id]
-    assert alert.location is not None and alert.window_start == frame.captured_at == alert.window_end
-    (row,) = wait_rows(settings, sa.select(alerts).where(alerts.c.vehicle_id == vehicle_id), 1)
-    assert row.alert_id == alert.alert_id and row.frame_ids == [frame.frame_id]
+    assert record.key == alert.alert_id.encode() and frame.frame_id in alert.evidence["frame_ids"]
+    assert alert.location is not None and alert.window_start <= frame.captured_at <= alert.window_end
+    (row,) = wait_rows(settings, sa.select(alerts).where(alerts.c.vehicles.any(vehicle_id)), 1)
+    assert row.alert_id == alert.alert_id and frame.frame_id in row.frame_ids
 
     (rc,) = wait_rows(settings, sa.select(road_conditions).where(road_conditions.c.cell_id == scene.cell_id), 1)
     assert rc.frames >= 1 and rc.window_seconds == settings.worker.road_window_s
@@ -199,7 +205,7 @@ def table_snapshot(settings: Settings, vehicle_id: str, frame_ids: list[str]) ->
                 .order_by(frame_observations.c.frame_id)
             ).all()
             alert_rows = conn.execute(
-                sa.select(alerts).where(alerts.c.vehicle_id == vehicle_id).order_by(alerts.c.alert_id)
+                sa.select(alerts).where(alerts.c.vehicles.any(vehicle_id)).order_by(alerts.c.alert_id)
             ).all()
             cells = sorted({o.cell_id for o in obs if o.cell_id})
             rc = conn.execute(
@@ -244,7 +250,7 @@ def test_replaying_the_same_input_leaves_no_duplicate_rows(settings, producer, v
     send_all()
     scenes_of(settings, set(ids), 8)  # every frame went through the pipeline twice
     # The second round's alerts reaching the topic means its transaction committed.
-    read_until(settings, topics.ALERTS, lambda r: r.key == vehicle_id.encode(), 2 * len(first["alerts"]))
+    read_until(settings, topics.ALERTS, lambda r: reported_by(r.value, vehicle_id), 2 * len(first["alerts"]))
     assert table_snapshot(settings, vehicle_id, ids) == first
 
 

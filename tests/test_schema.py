@@ -94,15 +94,14 @@ def relations(settings: Settings) -> tuple[set[str], set[str]]:
 
 
 def create_all_before_migrations(settings: Settings) -> None:
-    """The tables as the code before migrations made them: ``create_all`` with revision 0001's indexes.
-
-    The columns of the four tables of then are still revision 0001's; once a revision changes them,
-    build this from PRE_MIGRATION_COLUMNS instead.
-    """
+    """The tables as the code before migrations made them: ``create_all`` of revision 0001's columns and indexes."""
     old = sa.MetaData()
-    for table in [t.to_metadata(old) for name, t in metadata.tables.items() if name in PRE_MIGRATION_COLUMNS]:
-        for index in [i for i in table.indexes if i.name not in PRE_MIGRATION_INDEXES]:
-            table.indexes.remove(index)
+    for name, columns in PRE_MIGRATION_COLUMNS.items():
+        table = metadata.tables[name]
+        copy = sa.Table(name, old, *[c._copy() for c in table.columns if c.name in columns])
+        for index in table.indexes:
+            if index.name in PRE_MIGRATION_INDEXES:
+                sa.Index(index.name, *[copy.c[c.name] for c in index.columns])
     engine = sa.create_engine(settings.postgres.admin_url("psycopg"))
     old.create_all(engine)
     engine.dispose()
@@ -140,6 +139,9 @@ def alert_row(alert_id: str, window_end: datetime, **values: object) -> dict:
         "score": 0.9,
         "frame_ids": ["f1", "f2", "f3"],
         "evidence": {},
+        "vehicles": ["test-schema"],
+        "vehicle_incidents": [alert_id],
+        "confidence": 0.9,
         **values,
     }
 
@@ -203,8 +205,10 @@ def test_a_database_made_by_create_all_before_migrations_is_stamped_at_0001_and_
     db = blank_database()
     create_all_before_migrations(db)
     engine = sa.create_engine(db.postgres.admin_url("psycopg"))
+    old_alert = {k: v for k, v in alert_row("old-alert", T0).items() if k in PRE_MIGRATION_COLUMNS["alerts"]}
     with engine.begin() as conn:
         conn.execute(sa.insert(segment_stats), [segment_row("old-segment", T0)])
+        conn.execute(sa.insert(alerts).values(old_alert))
 
     before, after = apply_schema(db)
 
@@ -212,8 +216,11 @@ def test_a_database_made_by_create_all_before_migrations_is_stamped_at_0001_and_
     assert differences(db) == []
     with engine.connect() as conn:
         kept = conn.execute(sa.select(segment_stats.c.segment_id)).scalars().all()
+        alert = conn.execute(sa.select(alerts)).mappings().one()
     engine.dispose()
     assert kept == ["old-segment"]
+    # Revision 0005: an alert from before is one vehicle's incident.
+    assert (alert["vehicles"], alert["vehicle_incidents"], alert["confidence"]) == (["test-schema"], ["old-alert"], 0.9)
 
 
 def test_tables_from_before_migrations_that_lack_a_column_are_refused_saying_what_to_do(blank_database):

@@ -54,5 +54,5 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
                     await dead_letter(rt, event, "fusion", "sink_rejected", str(exc.orig))
                 continue
             for alert in merged:
-                await rt.send(topics.ALERTS, alert.vehicle_id, alert.encode())
+                await rt.send(topics.ALERTS, alert.alert_id, alert.encode())
                 metrics.ALERTS.labels(alert.type, alert.severity).inc()

@@ -1,9 +1,9 @@
 """PostgreSQL sink: one transaction per batch, idempotent on natural keys.
 
-Frame observations are inserted once per frame_id; alerts are upserted by alert_id (evidence merged);
-road conditions are recomputed as absolute values from the observations of every touched
-(cell, window) and (segment, window, window length), so processing the same input twice leaves
-identical tables. A segment's road conditions take their speed from its traffic windows
+Frame observations are inserted once per frame_id; alerts are merged into one row per incident
+(``alert_store``); road conditions are recomputed as absolute values from the observations of every
+touched (cell, window) and (segment, window, window length). Processing the same input twice
+therefore leaves identical tables. A segment's road conditions take their speed from its traffic windows
 (``segment_stats``), which another agent writes: whichever of the two writes second brings the speed
 up to date.
 """
@@ -16,13 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleetscope.settings import Settings
 from streams import metrics
 from streams.context.road_network import Segment
 from streams.schema import Alert, Scene, SegmentWindow
-from streams.sinks.tables import alerts, frame_observations, segment_stats
+from streams.sinks.alert_store import store_alert
+from streams.sinks.tables import frame_observations, segment_stats
 from streams.windows import window_bounds
 
 _RECOMPUTE_ROAD_CONDITIONS = sa.text(
@@ -190,7 +191,7 @@ class PostgresSink:
             rows = [observation_row(s) for s in scenes]
             if rows:
                 await conn.execute(insert(frame_observations).on_conflict_do_nothing(), rows)
-            merged = [await _upsert_alert(conn, a) for a in new_alerts]
+            merged = [await store_alert(conn, a, w.alert_cooldown_s) for a in new_alerts]
             touched = {(s.cell_id, window_bounds(s.captured_at, w.road_window_s)[0]) for s in scenes if s.cell_id}
             if touched:
                 cells, starts = zip(*sorted(touched), strict=True)
@@ -257,54 +258,3 @@ def segment_stats_row(window: SegmentWindow, segment: Segment) -> dict[str, Any]
         "speed_limit_kmh": segment.speed_limit_kmh,
         "length_m": round(segment.length_m, 1),
     }
-
-
-async def _upsert_alert(conn: AsyncConnection, alert: Alert) -> Alert:
-    row = {
-        "alert_id": alert.alert_id,
-        "type": alert.type,
-        "severity": alert.severity,
-        "vehicle_id": alert.vehicle_id,
-        "lat": alert.location.lat if alert.location else None,
-        "lon": alert.location.lon if alert.location else None,
-        "cell_id": alert.cell_id,
-        "segment_id": alert.segment_id,
-        "window_start": alert.window_start,
-        "window_end": alert.window_end,
-        "score": alert.score,
-        "frame_ids": alert.evidence["frame_ids"],
-        "evidence": alert.evidence,
-    }
-    new = insert(alerts).values(row)
-    ex, cur = new.excluded, alerts.c
-    higher = ex.score > cur.score
-    stmt = new.on_conflict_do_update(
-        index_elements=[cur.alert_id],
-        set_={
-            "score": sa.func.greatest(cur.score, ex.score),
-            "severity": sa.case((higher, ex.severity), else_=cur.severity),
-            "evidence": sa.case((higher, ex.evidence), else_=cur.evidence),
-            "lat": sa.func.coalesce(cur.lat, ex.lat),
-            "lon": sa.func.coalesce(cur.lon, ex.lon),
-            "cell_id": sa.func.coalesce(cur.cell_id, ex.cell_id),
-            "segment_id": sa.func.coalesce(cur.segment_id, ex.segment_id),
-            "window_start": sa.func.least(cur.window_start, ex.window_start),
-            "window_end": sa.func.greatest(cur.window_end, ex.window_end),
-            "frame_ids": sa.select(sa.func.array_agg(sa.distinct(sa.column("f"))))
-            .select_from(sa.func.unnest(sa.func.array_cat(cur.frame_ids, ex.frame_ids)).alias("f"))
-            .scalar_subquery(),
-            "updated_at": sa.func.now(),
-        },
-    ).returning(alerts)
-    merged = (await conn.execute(stmt)).mappings().one()
-    evidence = dict(merged["evidence"])
-    evidence["frame_ids"] = sorted(merged["frame_ids"])
-    return alert.model_copy(
-        update={
-            "severity": merged["severity"],
-            "score": merged["score"],
-            "evidence": evidence,
-            "window_start": merged["window_start"],
-            "window_end": merged["window_end"],
-        }
-    )

@@ -67,8 +67,17 @@ alerts = Table(
     Column("evidence", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("vehicles", ARRAY(Text), nullable=False, comment="every vehicle that reported the incident, sorted"),
+    Column(
+        "vehicle_incidents",
+        ARRAY(Text),
+        nullable=False,
+        comment="the per-vehicle incident ids merged into this alert (one of them is alert_id)",
+    ),
+    Column("confidence", Float, nullable=False, comment="1 - product over vehicles of (1 - their best score)"),
 )
 Index("alerts_window_start", alerts.c.window_start)
+Index("alerts_vehicle_incidents", alerts.c.vehicle_incidents, postgresql_using="gin")
 Index("alerts_segment_time", alerts.c.segment_id, alerts.c.window_start)
 Index("alerts_cell_time", alerts.c.cell_id, alerts.c.window_start)
 Index("alerts_type_time", alerts.c.type, alerts.c.window_start)
