@@ -181,6 +181,17 @@ def schema(show: bool) -> None:
     click.echo(f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
 
 
+@main.command("message-schema")
+@click.argument("topic", type=click.Choice(["alerts", "scenes", "frames", "gps", "deadletter"]))
+def message_schema(topic: str) -> None:
+    """Print the JSON schema of a topic's messages (docs/alert.schema.json is the one of alerts)."""
+    import json
+
+    from streams.schema import MESSAGES
+
+    click.echo(json.dumps(MESSAGES[topic].model_json_schema(), indent=2))
+
+
 @main.command()
 def config() -> None:
     """Print the effective settings (secrets masked)."""

@@ -212,6 +212,8 @@ class Scene(Message):
 
 
 class Location(BaseModel):
+    """A WGS84 position in degrees."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     lat: float
     lon: float
@@ -222,23 +224,26 @@ class Alert(Message):
 
     Incidents of several vehicles on one road segment are one alert (``alerts.incidents``, and the
     sink that merges them): ``vehicles`` lists every vehicle that saw it and ``confidence`` rises
-    with each.
+    with each. Consumers should upsert by ``alert_id``. The JSON schema is ``docs/alert.schema.json``.
     """
 
-    alert_id: Id
-    type: str
-    severity: Literal["critical", "major", "minor"]
+    alert_id: Id = Field(description="stable id of the incident; the topic's key")
+    type: str = Field(description="alert rule type, such as collision or stopped_vehicle (alerts/rules.yaml)")
+    severity: Literal["critical", "major", "minor"] = Field(description="graded on score by the rule")
     vehicle_id: Id = Field(description="the first vehicle that reported the incident")
     vehicles: list[Id] = Field(default_factory=list, description="every vehicle that reported it, sorted")
     confidence: float = Field(0.0, ge=0, le=1, description="1 - product over vehicles of (1 - their best score)")
-    location: Location | None
-    cell_id: str | None
-    segment_id: str | None = None
-    window_start: AwareDatetime
-    window_end: AwareDatetime
-    score: float
-    evidence: dict[str, Any]
-    raised_at: AwareDatetime
+    location: Location | None = Field(description="GPS position of the first vehicle when it was first stored")
+    cell_id: str | None = Field(description="grid cell of that position")
+    segment_id: str | None = Field(None, description="map-matched road segment; null off the network")
+    window_start: AwareDatetime = Field(description="capture time of the incident's first matching frame")
+    window_end: AwareDatetime = Field(description="capture time of its latest matching frame")
+    score: float = Field(description="highest frame score of the incident (SA-CLIP or scene-graph), 0..1")
+    evidence: dict[str, Any] = Field(
+        description="rule, persistence, frame_ids, frame_scores, relation_scores, triplets and vehicle_scores"
+        " (best score per vehicle) of the highest-scoring report"
+    )
+    raised_at: AwareDatetime = Field(description="wall-clock time the worker raised this update")
 
 
 class DeadLetter(Message):
@@ -253,6 +258,16 @@ class DeadLetter(Message):
     error: str
     payload: Base64Bytes
     failed_at: AwareDatetime
+
+
+# The messages of the topics outside systems produce or consume, by topic (``fleetscope message-schema``).
+MESSAGES: dict[str, type[Message]] = {
+    "frames": Frame,
+    "gps": GpsFix,
+    "scenes": Scene,
+    "alerts": Alert,
+    "deadletter": DeadLetter,
+}
 
 
 M = TypeVar("M", bound=Message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,12 +59,11 @@ def train_clip(
         ensure_export,
         load_frames,
     )
-    from models.training.few_shot import frozen_features, sample_shots, train_prompts
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
     corpus_root = ensure_export(CORPUS_SEED, CORPUS_FRAMES)
-    bench_root = ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES)
+    ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES)
     if clip_weights:
         clip, image_cfg = create_clip(clip_arch, clip_weights)
         base = BaseClip(clip, clip_arch, image_cfg).eval()
@@ -85,10 +85,48 @@ def train_clip(
     )
     _log(f"wrote {sa_path}  ({sa_path.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
 
-    bench = load_frames(bench_root, base.image_cfg.size)
+    _train_st_clip(base, backbone, out, int(shots), seed, common)
+    _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
+
+
+@train.command("st-clip")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=WEIGHTS_DIR,
+    show_default=True,
+    help="folder with the base CLIP (base_clip.pt); st_clip.pt is written there",
+)
+@click.option("--seed", default=0, show_default=True, help="seed of the shots drawn, initialisation and batch order")
+@click.option("--shots", default=16, show_default=True, type=click.Choice(["1", "2", "4", "8", "16"]))
+def train_st_clip(out: Path, seed: int, shots: str) -> None:
+    """ST-CLIP's prompts and adapters alone, few-shot, on the frozen base CLIP in OUT.
+
+    SHOTS frames per class of every aspect come from the benchmark's train split (seed 7); each
+    carries the ST context the worker would send. Takes about a minute.
+    """
+    from models.checkpoints import BACKBONE_FILE, load_checkpoint
+    from models.clip_backbone import BaseClip
+
+    t0 = time.monotonic()
+    base = load_checkpoint(out / BACKBONE_FILE)
+    assert isinstance(base, BaseClip)
+    common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": base.arch}
+    _train_st_clip(base, out / BACKBONE_FILE, out, int(shots), seed, common)
+    _log(f"wall time {time.monotonic() - t0:.0f}s")
+
+
+def _train_st_clip(base: Any, backbone: Path, out: Path, shots: int, seed: int, common: dict[str, Any]) -> None:
+    import torch
+
+    from models.checkpoints import BACKBONE_FILE, save_checkpoint
+    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+    from models.training.few_shot import frozen_features, sample_shots, train_prompts
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), base.image_cfg.size)
     train_feats = frozen_features(base, bench, bench.split("train"))
-    st = train_prompts(base, "st_clip", train_feats.take(sample_shots(train_feats.labels, int(shots), seed)), log=_log)
-    st_meta = {**common, "trained": True, "shots": int(shots), "origin": f"ST-CLIP on the frozen {BACKBONE_FILE}"}
+    st = train_prompts(base, "st_clip", train_feats.take(sample_shots(train_feats.labels, shots, seed)), log=_log)
+    st_meta = {**common, "trained": True, "shots": shots, "origin": f"ST-CLIP on the frozen {BACKBONE_FILE}"}
     st_path = save_checkpoint(st, "st_clip", out / "st_clip.pt", st_meta, half=True, backbone=backbone)
     _log(f"wrote {st_path}  ({st_path.stat().st_size / 1e6:.1f} MB)")
-    _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
