@@ -82,7 +82,7 @@ class STClip(ClipModel):
         n_ctx: int = 4,
         ctx_dim: int = 64,
         condition: str = "st",
-        low_level: bool = True,
+        low_level: bool = False,
     ) -> None:
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, not {condition!r}")
@@ -109,9 +109,15 @@ class STClip(ClipModel):
             self.meta_net = None
         else:
             source = ctx_dim if condition == "st" else embed_dim
-            self.meta_net = nn.ModuleList(
-                nn.Sequential(nn.Linear(source, source // 2), nn.ReLU(), nn.Linear(source // 2, width)) for _ in ASPECTS
-            )
+            nets = []
+            for _ in ASPECTS:
+                hidden, out = nn.Linear(source, source // 2), nn.Linear(source // 2, width)
+                # Zero-init output: a conditional learner starts exactly as CoOp and learns only the shift
+                # the shots support (random init put the prompts off CoOp's and cost F1 on the val split).
+                nn.init.zeros_(out.weight)
+                nn.init.zeros_(out.bias)
+                nets.append(nn.Sequential(hidden, nn.ReLU(), out))
+            self.meta_net = nn.ModuleList(nets)
 
         grid_width = clip.visual.transformer.width
         self.low_level: nn.Sequential | None = None

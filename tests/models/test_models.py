@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from fleetscope.errors import MissingCheckpoint
-from models.checkpoints import build_model, init_untrained, load_checkpoint, save_checkpoint
+from models.checkpoints import SHIPPED_DIR, build_model, init_untrained, load_checkpoint, save_checkpoint
 from models.clip_backbone import ClipModel, create_clip
 from models.preprocess import decode_jpeg, to_tensor_batch
 from models.scene_graph import SceneGraphModel
@@ -82,8 +82,9 @@ def test_st_clip_gives_a_probability_vector_per_aspect(checkpoint_dir) -> None:
         torch.testing.assert_close(probs[aspect].sum(dim=1), torch.ones(BATCH))
 
 
-def test_st_clip_prompts_depend_on_the_st_context(checkpoint_dir) -> None:
-    model = load_checkpoint(checkpoint_dir / "st_clip.pt")
+def test_the_shipped_st_clip_prompts_depend_on_the_st_context() -> None:
+    # Untrained, ST-CLIP is CoOp (its meta-nets start at zero); trained, the context moves its prompts.
+    model = load_checkpoint(SHIPPED_DIR / "st_clip.pt")
     images = images_for(model)
     with torch.inference_mode():
         a = model(images, st_context(seed=0))
@@ -225,6 +226,19 @@ def test_baselines_are_st_clip_with_other_prompt_conditioning(checkpoint_dir, co
     # CoOp's class embeddings are shared by all images; CoCoOp's depend on the image.
     classes = model.class_embeddings(image if condition == "image" else st if condition == "st" else None)
     assert classes.shape[0] == (1 if condition == "none" else BATCH)
+
+
+@pytest.mark.parametrize("condition", ["image", "st"])
+def test_an_untrained_conditional_prompt_learner_starts_as_coop(checkpoint_dir, condition: str) -> None:
+    base = load_checkpoint(checkpoint_dir / "base_clip.pt")
+    torch.manual_seed(0)
+    coop = STClip(base.clip, base.arch, base.image_cfg, condition="none").eval()
+    torch.manual_seed(0)
+    conditional = STClip(base.clip, base.arch, base.image_cfg, condition=condition).eval()
+    image, low = coop.frozen_features(images_for(coop))
+    with torch.no_grad():
+        expected = coop.aspect_logits(image, low, st_context())
+        assert torch.allclose(conditional.aspect_logits(image, low, st_context()), expected, atol=1e-5)
 
 
 def test_checkpoint_refuses_a_model_of_another_kind(checkpoint_dir, tmp_path) -> None:
