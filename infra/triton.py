@@ -69,17 +69,24 @@ def triton_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_checkpoints(settings: Settings) -> None:
-    """Install the shipped checkpoints, or seeded *untrained* ones, for any model that has none (embedded stack only).
+    """Install the shipped checkpoints, or seeded *untrained* ones, for any model that has none, and refresh
+    untouched copies of older shipped ones (embedded stack only).
 
     Runs in a subprocess so that the stack process never imports torch.
     """
+    from models.shipped import pending
+
     ckpt = settings.triton.checkpoint_dir
     missing = [m for m in MODELS if not (ckpt / f"{m}.pt").exists()]
-    if not missing:
+    refresh = [f for group in pending(ckpt) for f in group if (ckpt / f).exists()]
+    if not missing and not refresh:
         return
-    log.info(
-        "no checkpoint for %s in %s: installing the shipped ones (untrained for the rest)", ", ".join(missing), ckpt
-    )
+    if refresh:
+        log.info("shipped checkpoints changed since %s got them: refreshing %s", ckpt, ", ".join(refresh))
+    if missing:
+        log.info(
+            "no checkpoint for %s in %s: installing the shipped ones (untrained for the rest)", ", ".join(missing), ckpt
+        )
     out = subprocess.run(
         [sys.executable, "-m", "models.checkpoints", "init", "--dir", str(ckpt), "--seed", "0"],
         capture_output=True,

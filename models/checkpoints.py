@@ -20,9 +20,7 @@ untrained checkpoints for the rest, so that the serving path runs end to end bef
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from fleetscope.settings import get_settings
 from models.clip_backbone import DEFAULT_ARCH, BaseClip, ClipModel, ImageCfg, create_clip
 from models.sa_clip import SAClip
 from models.scene_graph import SceneGraphModel
+from models.shipped import BACKBONE_FILE, SHIPPED_DIR, install, sha256
 from models.st_clip import STClip
 from models.vocab import INTERFACE_VERSION
 
@@ -43,10 +42,8 @@ MODELS: dict[str, type[ClipModel]] = {
     "scene_graph": SceneGraphModel,
 }
 SERVED = ("st_clip", "sa_clip", "scene_graph")
-BACKBONE_FILE = "base_clip.pt"
 FROZEN_BACKBONE = {"st_clip"}  # models whose CLIP stays frozen: their checkpoints refer to a backbone file
 SPARSE_ROWS = "token_embedding.weight"
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def build_model(name: str, arch: str = DEFAULT_ARCH, weights: str | Path | None = None, **options: Any) -> ClipModel:
@@ -85,7 +82,7 @@ def save_checkpoint(
         backbone = Path(backbone)
         if backbone.resolve().parent != path.resolve().parent:
             raise ValueError(f"backbone {backbone} must be in the same directory as {path}")
-        backbone_ref = {"file": backbone.name, "sha256": _sha256(backbone)}
+        backbone_ref = {"file": backbone.name, "sha256": sha256(backbone)}
         state = {k: v for k, v in state.items() if not k.startswith("clip.")}
     payload = {
         "model": name,
@@ -145,7 +142,7 @@ def load_checkpoint(path: str | Path) -> ClipModel:
         backbone_path = path.parent / ref["file"]
         if not backbone_path.is_file():
             raise MissingCheckpoint(f"{path} needs its CLIP backbone {backbone_path}, which does not exist")
-        if _sha256(backbone_path) != ref["sha256"]:
+        if sha256(backbone_path) != ref["sha256"]:
             raise ValueError(f"{backbone_path} is not the backbone {path} was trained on (sha256 differs)")
         backbone = load_checkpoint(backbone_path)
         assert isinstance(backbone, BaseClip)
@@ -192,29 +189,9 @@ def init_untrained(
 
 
 def install_shipped(checkpoint_dir: str | Path, shipped: Path = SHIPPED_DIR) -> list[Path]:
-    """Copy the shipped checkpoints into ``checkpoint_dir`` where it has none of its own; return those copied.
-
-    ST-CLIP and its backbone are copied together, as one refers to the other by checksum.
-    """
-    directory = Path(checkpoint_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    groups = [[f"{name}.pt", BACKBONE_FILE] if name in FROZEN_BACKBONE else [f"{name}.pt"] for name in SERVED]
-    copied = []
-    for group in groups:
-        if not all((shipped / f).is_file() for f in group) or (directory / group[0]).exists():
-            continue
-        for f in group:
-            shutil.copyfile(shipped / f, directory / f)
-            copied.append(directory / f)
-    return copied
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Copy the shipped checkpoints into ``checkpoint_dir`` where it has none of its own or an untouched
+    older copy (``models.shipped``); return those copied."""
+    return install(checkpoint_dir, shipped)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -231,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     directory = args.dir or get_settings().triton.checkpoint_dir
     installed = [] if args.untrained or args.overwrite else install_shipped(directory)
     for path in installed + init_untrained(directory, seed=args.seed, arch=args.arch, overwrite=args.overwrite):
-        print(f"{path}  {path.stat().st_size / 1e6:.1f} MB  sha256 {_sha256(path)}")
+        print(f"{path}  {path.stat().st_size / 1e6:.1f} MB  sha256 {sha256(path)}")
 
 
 if __name__ == "__main__":
