@@ -55,12 +55,12 @@ _RECOMPUTE_ROAD_CONDITIONS = sa.text(
 
 
 # Fix-weighted mean of the median speeds of the segment's traffic windows that start in each
-# (segment, window) of ``targets`` (a CTE or table with segment_id, window_start, window_seconds).
+# (segment, window) of the ``touched`` CTE.
 _SEGMENT_SPEED = """
     SELECT t.segment_id, t.window_start, t.window_seconds,
            sum(s.median_speed_kmh * s.fixes) / nullif(sum(s.fixes) FILTER (WHERE s.median_speed_kmh IS NOT NULL), 0)
                AS median_speed_kmh
-    FROM {targets} t
+    FROM touched t
     JOIN segment_stats s
       ON s.segment_id = t.segment_id
      AND s.window_seconds = :traffic_window_s
@@ -112,7 +112,7 @@ _RECOMPUTE_SEGMENT_ROAD_CONDITIONS = sa.text(
         FROM obs
         GROUP BY segment_id, window_start, window_seconds
     ),
-    speeds AS ({_SEGMENT_SPEED.format(targets="touched")})
+    speeds AS ({_SEGMENT_SPEED})
     INSERT INTO segment_road_conditions AS rc (
         segment_id, window_start, window_seconds, frames, vehicles, anomaly_frames, aspects, dominant_surface,
         dominant_weather, dominant_congestion, congestion_level, median_speed_kmh, updated_at)
@@ -134,7 +134,7 @@ _RECOMPUTE_SEGMENT_ROAD_CONDITIONS = sa.text(
 _UPDATE_SEGMENT_SPEEDS = sa.text(
     f"""
     WITH touched AS ({_TOUCHED_SEGMENT_WINDOWS}),
-    speeds AS ({_SEGMENT_SPEED.format(targets="touched")})
+    speeds AS ({_SEGMENT_SPEED})
     UPDATE segment_road_conditions rc
     SET median_speed_kmh = sp.median_speed_kmh, updated_at = now()
     FROM speeds sp
