@@ -8,11 +8,12 @@ import math
 import random
 import time
 from datetime import timedelta
+from functools import cache
 
 import sqlalchemy as sa
 
 from fleetscope.settings import Settings
-from streams.context.road_network import Segment, load_network
+from streams.context.road_network import RoadNetwork, Segment, load_network
 from streams.producer import FleetProducer
 from streams.schema import Frame, GpsFix
 from streams.sinks.tables import frame_observations, segment_road_conditions, segment_stats
@@ -26,13 +27,18 @@ START = T0 + timedelta(minutes=5)
 SPEED_MPS = 10.0
 
 
+@cache
+def network() -> RoadNetwork:
+    """The worker's road network, loaded once for these tests (parsing it takes seconds)."""
+    return load_network()
+
+
 def quiet_segment(seed: str) -> Segment:
     """A long segment away from where the other pipeline tests drive (60.17 N, 24.94 E)."""
-    network = load_network()
-    x0, y0 = network.projection.to_xy(60.17, 24.94)
+    x0, y0 = network().projection.to_xy(60.17, 24.94)
     far = [
         s
-        for s in network.segments
+        for s in network().segments
         if s.length_m >= 200 and s.road_class not in ("motorway", "trunk") and math.dist(s.xy[0], (x0, y0)) > 800
     ]
     return random.Random(seed).choice(far)
@@ -40,7 +46,7 @@ def quiet_segment(seed: str) -> Segment:
 
 def drive(vehicle_id: str, segment: Segment) -> tuple[list[GpsFix], list[Frame]]:
     """A fix a second along ``segment`` at 36 km/h, and a frame every third second."""
-    lat_lon = load_network().projection.to_latlon
+    lat_lon = network().projection.to_latlon
     fixes, frames = [], []
     for n in range(int(min(segment.length_m - 20, 300) / SPEED_MPS)):
         x, y, heading = segment.point_at(10 + n * SPEED_MPS)

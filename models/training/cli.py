@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fleetscope.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from models.clip_backbone import BaseClip
 
 WEIGHTS_DIR = REPO_ROOT / "models" / "weights"
 
@@ -105,9 +108,12 @@ def train_st_clip(out: Path, seed: int, shots: str) -> None:
     SHOTS frames per class of every aspect come from the benchmark's train split (seed 7); each
     carries the ST context the worker would send. Takes about a minute.
     """
+    import torch
+
     from models.checkpoints import BACKBONE_FILE, load_checkpoint
     from models.clip_backbone import BaseClip
 
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
     base = load_checkpoint(out / BACKBONE_FILE)
     assert isinstance(base, BaseClip)
@@ -116,14 +122,11 @@ def train_st_clip(out: Path, seed: int, shots: str) -> None:
     _log(f"wall time {time.monotonic() - t0:.0f}s")
 
 
-def _train_st_clip(base: Any, backbone: Path, out: Path, shots: int, seed: int, common: dict[str, Any]) -> None:
-    import torch
-
+def _train_st_clip(base: BaseClip, backbone: Path, out: Path, shots: int, seed: int, common: dict[str, Any]) -> None:
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
     from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
     from models.training.few_shot import frozen_features, sample_shots, train_prompts
 
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), base.image_cfg.size)
     train_feats = frozen_features(base, bench, bench.split("train"))
     st = train_prompts(base, "st_clip", train_feats.take(sample_shots(train_feats.labels, shots, seed)), log=_log)
