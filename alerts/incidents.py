@@ -20,11 +20,12 @@ from __future__ import annotations
 import bisect
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule, RuleSet
-from streams.schema import Alert, Location, Scene, utcnow
+from streams.schema import Alert, KinematicEvent, Location, Scene, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c0f4e-5b1a-4a53-9a49-2f0c4f6d7e11")
 
@@ -64,21 +65,23 @@ class IncidentTracker:
         self._keep = max(r.persistence.n for r in rules.rules)
         self._vehicles: OrderedDict[str, _Vehicle] = OrderedDict()
 
-    def observe(self, scene: Scene) -> list[Alert]:
-        """The alerts this frame raises or updates (none, or one per rule that fires)."""
+    def observe(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> list[Alert]:
+        """The alerts this frame and its kinematic ``events`` raise or update (none, or one per rule that fires)."""
         vehicle = self._vehicle(scene.vehicle_id)
-        scores = {r.type: s for r in self.rules.rules if (s := r.score(scene)) is not None}
+        scores = {r.type: s for r in self.rules.rules if (s := r.score(scene, events)) is not None}
         frame = _Frame(scene.captured_at, scene.frame_id, scores)
         at = bisect.bisect_left(vehicle.frames, frame.captured_at, key=lambda f: f.captured_at)
         if at < len(vehicle.frames) and vehicle.frames[at].frame_id == frame.frame_id:
             vehicle.frames[at] = frame  # the same frame again (a replay): same result
         else:
             vehicle.frames.insert(at, frame)
-        alerts = [a for rule in self.rules.rules if (a := self._fire(rule, scene, vehicle, at))]
+        alerts = [a for rule in self.rules.rules if (a := self._fire(rule, scene, events, vehicle, at))]
         self._trim(vehicle)
         return alerts
 
-    def _fire(self, rule: Rule, scene: Scene, vehicle: _Vehicle, at: int) -> Alert | None:
+    def _fire(
+        self, rule: Rule, scene: Scene, events: Sequence[KinematicEvent], vehicle: _Vehicle, at: int
+    ) -> Alert | None:
         p = rule.persistence
         if rule.type not in vehicle.frames[at].scores:
             return None
@@ -110,6 +113,7 @@ class IncidentTracker:
                 "frame_scores": {f.frame_id: round(f.scores[rule.type], 4) for f in matching},
                 "relation_scores": scene.anomaly.relation_scores,
                 "triplets": [t.model_dump() for t in scene.triplets if t.score >= 0.5],
+                "kinematics": [e.model_dump() for e in events],
             },
             raised_at=utcnow(),
         )

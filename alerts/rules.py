@@ -7,17 +7,19 @@ against a rule; ``alerts.incidents`` applies persistence and turns matches into 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleetscope.errors import ConfigError
 from models.vocab import ANOMALY_TYPES, PREDICATES
-from streams.schema import Scene
+from streams.schema import KinematicEvent, Scene
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+KINEMATIC_EVENTS: tuple[str, ...] = get_args(KinematicEvent.model_fields["type"].annotation)
 
 
 class _Strict(BaseModel):
@@ -50,24 +52,42 @@ class TripletCondition(_Strict):
         return self
 
 
+class KinematicCondition(_Strict):
+    """Kinematics: an ``event`` of this type (``kinematics.events``) scores at least ``min_score``."""
+
+    event: str
+    min_score: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _known(self) -> KinematicCondition:
+        if self.event not in KINEMATIC_EVENTS:
+            raise ValueError(f"kinematic event {self.event!r} is not one of {', '.join(KINEMATIC_EVENTS)}")
+        return self
+
+
 class Condition(_Strict):
     """One condition: exactly one of its fields is set."""
 
     anomaly: AnomalyCondition | None = None
     triplet: TripletCondition | None = None
+    kinematic: KinematicCondition | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
-        if (self.anomaly is None) == (self.triplet is None):
-            raise ValueError("a condition has exactly one of: anomaly, triplet")
+        if sum(c is not None for c in (self.anomaly, self.triplet, self.kinematic)) != 1:
+            raise ValueError("a condition has exactly one of: anomaly, triplet, kinematic")
         return self
 
-    def score(self, scene: Scene) -> float | None:
+    def score(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> float | None:
         """The frame's score under this condition, or None when it does not hold."""
         if self.anomaly is not None:
             a = scene.anomaly
             ok = a.type == self.anomaly.type and a.score >= self.anomaly.min_score
             return a.score if ok else None
+        if self.kinematic is not None:
+            scores = [e.score for e in events if e.type == self.kinematic.event]
+            best = max(scores, default=-1.0)
+            return best if best >= self.kinematic.min_score else None
         assert self.triplet is not None
         scores = [t.score for t in scene.triplets if t.predicate == self.triplet.predicate]
         best = max(scores, default=-1.0)
@@ -113,9 +133,9 @@ class Rule(_Strict):
     persistence: Persistence = Persistence()
     severity: Severity
 
-    def score(self, scene: Scene) -> float | None:
+    def score(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> float | None:
         """The frame's score for this rule (the best condition that holds), or None when none holds."""
-        scores = [s for c in self.any if (s := c.score(scene)) is not None]
+        scores = [s for c in self.any if (s := c.score(scene, events)) is not None]
         return max(scores) if scores else None
 
 

@@ -67,3 +67,47 @@ def clip(weights: Path, seed: int, out: Path) -> None:
     out.with_suffix(".json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     click.echo(text)
     click.echo(f"\nwrote {out} and {out.with_suffix('.json')}")
+
+
+@evaluate.command("scene-graph")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=WEIGHTS_DIR,
+    show_default=True,
+    help="directory with scene_graph.pt and scene_graph_ablation.pt",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("var/eval/scene_graph.md"),
+    show_default=True,
+    help="also write the tables here",
+)
+def scene_graph(weights: Path, out: Path) -> None:
+    """Scene-graph R@K and mR@K (with and without the one-predicate-per-pair constraint) against the
+    ablation without the VLM-aided parts, and the kinematics errors (ego from GPS, objects from the
+    camera), on the benchmark's test split. Takes a few minutes."""
+    import torch
+
+    from evaluation import kinematics
+    from evaluation import scene_graph as sgg
+    from models.checkpoints import load_checkpoint
+    from models.scene_graph import IMAGE_SIZE, SceneGraphModel
+    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), IMAGE_SIZE)
+    test = bench.split("test")
+    tables = {}
+    for name in ("scene_graph.pt", "scene_graph_ablation.pt"):
+        model = load_checkpoint(weights / name)
+        assert isinstance(model, SceneGraphModel)
+        tables[name] = sgg.evaluate_model(model, bench, test, log=lambda m: click.echo(m, err=True))
+        if name == "scene_graph.pt":
+            kin = kinematics.evaluate(model, bench, test, log=lambda m: click.echo(m, err=True))
+    text = sgg.markdown(tables) + "\n\n" + kin.markdown()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    click.echo(text)
+    click.echo(f"\nwrote {out}")

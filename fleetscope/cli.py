@@ -15,6 +15,7 @@ import click
 from evaluation.cli import evaluate
 from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
+from kinematics.cli import ask
 from models.training.cli import train
 from sim.bench import bench_render
 from sim.cli import simulate
@@ -203,6 +204,7 @@ def config() -> None:
 main.add_command(simulate)
 main.add_command(evaluate)
 main.add_command(train)
+main.add_command(ask)
 
 
 @main.group()

@@ -1,31 +1,41 @@
 """Scene-graph generation in one stage, after VOST-SGG (arXiv 2512.05524), per frame.
 
-A DETR-style decoder reads CLIP ViT patch tokens. Its NUM_QUERIES object queries are initialised
-from two sources: "what" mixes CLIP text embeddings of the object classes, "where" embeds a learnable
-reference box (spatial prior). Each query predicts a box and a class; every ordered pair of queries
-gets predicate logits from a multi-modal feature bank: the two query features (visual), the pair's
-box geometry (spatial) and similarity to CLIP text embeddings of the predicates (textual).
+One network goes from the image to objects and relation triplets. A small convolutional backbone
+gives a feature map at 1/8 of the dashcam's resolution (small, far objects need the detail; CLIP's
+ViT tokens are 16 px apart at 128 px). Its NUM_QUERIES object queries are initialised from two
+sources, as in VOST-SGG:
 
-``use_vlm=False`` is the ablation baseline: plain learned "what" embeddings and no predicate text
-bank; the spatial priors stay, so the comparison isolates what the VLM adds.
+- "where", a spatial prior: the box proposed at one of the top peaks of a dense object-centre heatmap
+  (CenterNet-style), embedded from its coordinates;
+- "what": the peak's class distribution mixing CLIP text embeddings of the object classes.
 
-Only the image tower of CLIP is kept: the text embeddings are computed once at construction
-(CLIP text is frozen here) and stored as buffers.
+A transformer decoder refines the queries against the feature map; each predicts a box and a class.
+Every ordered pair of queries gets predicate logits from a multi-modal feature bank: the two query
+features (visual), the pair's box geometry (spatial) and similarity to CLIP text embeddings of the
+predicates (textual).
+
+``use_vlm=False`` is the ablation baseline: "what" mixes learned class embeddings instead, and there
+is no predicate text bank; everything else is the same network.
+
+Only CLIP's text tower is used, once, at construction: the text embeddings are stored as buffers.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.clip_backbone import CLIP, ClipModel, ImageCfg, encode_image_tokens, text_embeddings
+from models.clip_backbone import CLIP, ClipModel, ImageCfg, text_embeddings
 from models.vocab import NUM_QUERIES, NUM_TRIPLETS, OBJECT_CLASSES, PREDICATES
 
 assert NUM_QUERIES * (NUM_QUERIES - 1) * len(PREDICATES) >= NUM_TRIPLETS
 GEOMETRY_DIM = 8
+IMAGE_SIZE = 224  # the dashcam frames' own size: no detail is thrown away
+STRIDE = 8  # feature-map cell in pixels
 
 
 def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
@@ -33,12 +43,15 @@ def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
-def _anchor_grid(n: int) -> torch.Tensor:
-    """n reference boxes (cxcywh) whose centres tile the image row by row."""
-    side = math.ceil(math.sqrt(n))
-    i = torch.arange(n)
-    centres = torch.stack([(i % side + 0.5) / side, (i // side + 0.5) / side], dim=-1)
-    return torch.cat([centres, torch.full((n, 2), 1.0 / side)], dim=-1)
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU [N,M] of xyxy boxes a [N,4] and b [M,4], and the area of their enclosing boxes [N,M] (for GIoU)."""
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
+    inter = torch.minimum(a[:, None, 2:], b[None, :, 2:]) - torch.maximum(a[:, None, :2], b[None, :, :2])
+    inter = inter.clamp(min=0).prod(-1)
+    union = area_a[:, None] + area_b[None] - inter
+    hull = (torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(a[:, None, :2], b[None, :, :2])).prod(-1)
+    return inter / union.clamp(min=1e-9), hull
 
 
 def pair_geometry(boxes: torch.Tensor) -> torch.Tensor:
@@ -63,51 +76,85 @@ def pair_geometry(boxes: torch.Tensor) -> torch.Tensor:
     return torch.cat([offset, log_ratio, iou, area_ratio, obj_centre], dim=-1)
 
 
-class SceneGraphModel(ClipModel):
-    """forward(images [B,3,H,W]) -> boxes [B,Q,4] xyxy in [0,1], class_logits [B,Q,C+1], predicate_logits [B,Q,Q,P]."""
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
 
-    cell_boxes: torch.Tensor
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.norm(self.body(x)))
+
+
+class Backbone(nn.Module):
+    """Image [B,3,224,224] -> features [B,dim,28,28]: a stride-8 map plus upsampled stride-16 context."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fine = nn.Sequential(_conv(3, 16, 2), _conv(16, 32, 2), _conv(32, dim, 2), _Residual(dim))
+        self.coarse = nn.Sequential(_conv(dim, dim, 2), _Residual(dim), _Residual(dim))
+        self.merge = _conv(dim, dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        fine = self.fine(images.contiguous(memory_format=torch.channels_last))  # faster convolutions on CPU
+        coarse = F.interpolate(self.coarse(fine), size=fine.shape[-2:], mode="bilinear", align_corners=False)
+        return self.merge(fine + coarse)
+
+
+def peaks(heat: torch.Tensor, k: int) -> torch.Tensor:
+    """Flat cell indices [B,k] of the ``k`` strongest local maxima of the class-agnostic heatmap [B,C,H,W]."""
+    agnostic = heat.max(dim=1).values
+    local_max = F.max_pool2d(agnostic[:, None], 3, 1, 1)[:, 0]
+    suppressed = torch.where(agnostic == local_max, agnostic, agnostic - 1e4)
+    return suppressed.flatten(1).topk(k, dim=1).indices
+
+
+class SceneGraphModel(ClipModel):
+    """forward(images [B,3,224,224]) -> boxes [B,Q,4] xyxy in [0,1], class_logits [B,Q,C+1],
+    predicate_logits [B,Q,Q,P], plus the dense heads (heatmap, size, offset) training needs."""
+
     class_text: torch.Tensor
     predicate_text: torch.Tensor
+    cell_xy: torch.Tensor
 
-    def __init__(
-        self, clip: CLIP, arch: str, image_cfg: ImageCfg, use_vlm: bool = True, dim: int = 128, heads: int = 4
-    ) -> None:
-        super().__init__(clip, arch, image_cfg, use_vlm=use_vlm, dim=dim, heads=heads)
+    def __init__(self, clip: CLIP, arch: str, image_cfg: ImageCfg, use_vlm: bool = True, dim: int = 128) -> None:
+        super().__init__(clip, arch, image_cfg, use_vlm=use_vlm, dim=dim)
+        self.image_cfg = replace(image_cfg, size=IMAGE_SIZE)
         self.use_vlm = use_vlm
-        self.visual = clip.visual
-        embed_dim, grid = clip.visual.output_dim, clip.visual.grid_size
         n_cls, n_pred = len(OBJECT_CLASSES), len(PREDICATES)
+        side = IMAGE_SIZE // STRIDE
+        ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        self.register_buffer("cell_xy", torch.stack([(xs + 0.5) / side, (ys + 0.5) / side], -1).flatten(0, 1), False)
 
-        # Memory: CLIP patch tokens, plus their cell boxes embedded like the queries' reference boxes.
-        token_width = clip.visual.transformer.width
-        self.memory_proj = nn.Sequential(nn.LayerNorm(token_width), nn.Linear(token_width, dim))
-        ys, xs = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]), indexing="ij")
-        cells = torch.stack([(xs + 0.5) / grid[1], (ys + 0.5) / grid[0]], dim=-1).flatten(0, 1)
-        cell_size = torch.tensor([1 / grid[1], 1 / grid[0]]).expand_as(cells)
-        self.register_buffer("cell_boxes", torch.cat([cells, cell_size], dim=-1), persistent=False)
+        self.backbone = Backbone(dim)
+        heatmap_out = nn.Conv2d(dim, n_cls, 1)
+        assert heatmap_out.bias is not None
+        nn.init.constant_(heatmap_out.bias, -math.log(99.0))  # focal-loss prior: every cell starts 99% background
+        self.heatmap_head = nn.Sequential(_conv(dim, dim), heatmap_out)
+        self.size_head = nn.Sequential(_conv(dim, dim), nn.Conv2d(dim, 4, 1))  # log w, log h, offset x, y
+        self.position_embed = nn.Sequential(nn.Linear(2, dim), nn.ReLU(), nn.Linear(dim, dim))
         self.box_embed = nn.Sequential(nn.Linear(4, dim), nn.ReLU(), nn.Linear(dim, dim))
 
-        # "where": reference boxes, stored as logits so that sigmoid keeps them in the image.
-        self.ref_logits = nn.Parameter(torch.logit(_anchor_grid(NUM_QUERIES), eps=1e-4))
-        # "what": a learned mixture of class text embeddings per query, or a free embedding without VLM.
         if use_vlm:
             class_prompts = [f"a photo of a {c}." for c in OBJECT_CLASSES]
             predicate_prompts = [f"something {p} something." for p in PREDICATES]
             self.register_buffer("class_text", text_embeddings(clip, arch, class_prompts))
             self.register_buffer("predicate_text", text_embeddings(clip, arch, predicate_prompts))
-            self.query_mix = nn.Parameter(torch.randn(NUM_QUERIES, n_cls))
-            self.what_proj = nn.Linear(embed_dim, dim)
-            self.pair_to_text = nn.Linear(dim, embed_dim)
+            self.what_proj = nn.Linear(self.class_text.shape[1], dim)
+            self.pair_to_text = nn.Linear(dim, self.predicate_text.shape[1])
             self.text_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         else:
-            self.query_embed = nn.Parameter(torch.randn(NUM_QUERIES, dim) * 0.02)
+            self.class_embed = nn.Parameter(torch.randn(n_cls, dim) * 0.02)
 
-        layer = nn.TransformerDecoderLayer(dim, heads, dim * 4, dropout=0.1, batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(dim, 4, dim * 4, dropout=0.0, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(layer, num_layers=2, norm=nn.LayerNorm(dim))
         self.class_head = nn.Linear(dim, n_cls + 1)  # last class = no object
         box_delta = nn.Linear(dim, 4)
-        nn.init.zeros_(box_delta.weight)  # start at the reference boxes
+        nn.init.zeros_(box_delta.weight)  # start at the proposed boxes
         nn.init.zeros_(box_delta.bias)
         self.box_head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), box_delta)
 
@@ -117,14 +164,26 @@ class SceneGraphModel(ClipModel):
         self.pair_mlp = nn.Sequential(nn.LayerNorm(dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
         self.predicate_head = nn.Linear(dim, n_pred)
 
-    def queries(self) -> torch.Tensor:
-        """Initial object queries [Q, dim]: what + where."""
-        where = self.box_embed(self.ref_logits.sigmoid())
-        if self.use_vlm:
-            what = self.what_proj(self.query_mix.softmax(dim=-1) @ self.class_text)
-        else:
-            what = self.query_embed
-        return what + where
+    def dense(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Feature map [B,dim,S,S], centre heatmap logits [B,C,S,S] and size/offset [B,4,S,S]."""
+        features = self.backbone(images)
+        return {"features": features, "heatmap": self.heatmap_head(features), "size": self.size_head(features)}
+
+    def proposals(self, dense: dict[str, torch.Tensor], cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes [B,Q,4] (cxcywh in 0..1) proposed at ``cells`` [B,Q] and their class logits [B,Q,C]."""
+        size = dense["size"].flatten(2).transpose(1, 2)  # [B, S*S, 4]
+        picked = torch.gather(size, 1, cells[..., None].expand(-1, -1, 4))
+        side = dense["size"].shape[-1]
+        centre = self.cell_xy[cells] + picked[..., 2:].tanh() / side
+        wh = picked[..., :2].clamp(-8.0, 1.0).exp()
+        heat = dense["heatmap"].flatten(2).transpose(1, 2)
+        return torch.cat([centre, wh], dim=-1), torch.gather(heat, 1, cells[..., None].expand(-1, -1, heat.shape[-1]))
+
+    def queries(self, boxes: torch.Tensor, class_logits: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """Initial queries [B,Q,dim]: what (class text or learned embeddings) + where (box) + the feature there."""
+        mix = class_logits.softmax(dim=-1)
+        what = self.what_proj(mix @ self.class_text) if self.use_vlm else mix @ self.class_embed
+        return what + self.box_embed(boxes) + visual
 
     def predicate_logits(self, hidden: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Predicate logits [B,Q,Q,P] for every (subject, object) pair from the multi-modal feature bank."""
@@ -138,18 +197,25 @@ class SceneGraphModel(ClipModel):
             logits = logits + self.text_scale.exp() * sim
         return logits
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        _, tokens = encode_image_tokens(self.visual, images, -1)
-        memory = self.memory_proj(tokens) + self.box_embed(self.cell_boxes)
-        tgt = self.queries().expand(len(images), -1, -1)
-        hidden = self.decoder(tgt, memory)
-        cxcywh = (self.box_head(hidden) + self.ref_logits).sigmoid()
-        boxes = cxcywh_to_xyxy(cxcywh).clamp(0.0, 1.0)
+    def decode(self, dense: dict[str, torch.Tensor], cells: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Objects and predicates for the queries placed at ``cells`` [B,Q]."""
+        proposed, proposed_logits = self.proposals(dense, cells)
+        memory = dense["features"].flatten(2).transpose(1, 2)
+        visual = torch.gather(memory, 1, cells[..., None].expand(-1, -1, memory.shape[-1]))
+        memory = memory + self.position_embed(self.cell_xy)
+        hidden = self.decoder(self.queries(proposed, proposed_logits, visual), memory)
+        refined = (torch.logit(proposed.clamp(1e-4, 1 - 1e-4)) + self.box_head(hidden)).sigmoid()
+        boxes = cxcywh_to_xyxy(refined).clamp(0.0, 1.0)
         return {
             "boxes": boxes,
             "class_logits": self.class_head(hidden),
             "predicate_logits": self.predicate_logits(hidden, boxes),
+            "proposed": cxcywh_to_xyxy(proposed),
         }
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        dense = self.dense(images)
+        return self.decode(dense, peaks(dense["heatmap"], NUM_QUERIES))
 
     @staticmethod
     def postprocess(outputs: dict[str, torch.Tensor], k: int = NUM_TRIPLETS) -> dict[str, torch.Tensor]:
@@ -161,7 +227,7 @@ class SceneGraphModel(ClipModel):
         """
         probs = outputs["class_logits"].softmax(dim=-1)[..., :-1]  # drop no-object
         class_scores, class_ids = probs.max(dim=-1)
-        # Predicates are not exclusive (a car can be in front of and following another): sigmoid.
+        # Predicates are not exclusive in general: sigmoid, scored one by one.
         pred = outputs["predicate_logits"].sigmoid()
         batch, q, _, p = pred.shape
         scores = class_scores[:, :, None, None] * class_scores[:, None, :, None] * pred

@@ -79,19 +79,6 @@ class Camera:
         v = self.cy - self.fy * up / safe
         return u, v, depth
 
-    def ground_point(self, u: float, v: float) -> tuple[float, float] | None:
-        """The ground-plane point (x, y) seen at pixel (u, v), or None at or above the horizon."""
-        t = math.radians(self.pitch_deg)
-        # Ray direction in the ego frame for this pixel, then intersect with z = 0.
-        a = (v - self.cy) / self.fy
-        b = (u - self.cx) / self.fx
-        dx = math.cos(t) - a * math.sin(t)
-        dz = -math.sin(t) - a * math.cos(t)
-        if dz >= -1e-9:
-            return None
-        s = self.mounting_height_m / -dz
-        return s * dx, -s * b
-
     def box(
         self, x: float, y: float, heading: float, length: float, width: float, height: float, z0: float = 0.0
     ) -> tuple[float, float, float, float] | None:

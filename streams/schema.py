@@ -183,6 +183,32 @@ class SceneObject(BaseModel):
     box: tuple[float, float, float, float] = Field(description="x1, y1, x2, y2 normalised to 0..1")
     label: str
     score: float
+    x_m: float | None = Field(
+        None,
+        description="metres ahead of the camera (ground plane through the camera calibration); null off the ground",
+    )
+    y_m: float | None = Field(None, description="metres to the left of the camera")
+
+
+class ObjectMotion(BaseModel):
+    """One object of a frame as the vehicle's tracker follows it (``kinematics.tracking``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    object: int = Field(description="index into the scene's objects")
+    track_id: int = Field(description="stable over the vehicle's consecutive frames while the object stays in view")
+    speed_mps: float | None = Field(description="over the ground; null until the track was seen twice")
+    direction_deg: float | None = Field(description="movement relative to our heading, counter-clockwise (90 = left)")
+    closing_mps: float | None = Field(description="how fast its distance to us shrinks; positive = approaching")
+
+
+class KinematicEvent(BaseModel):
+    """Something the kinematics of one frame say an alert rule may care about."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["hard_braking", "closing_fast", "wrong_way"]
+    score: float = Field(ge=0, le=1, description="how strong, 0..1 (see kinematics.events)")
+    track_id: int | None = Field(description="the object concerned; null for the ego vehicle")
+    detail: str = Field(description="the measured quantity in words")
 
 
 class Triplet(BaseModel):
@@ -238,10 +264,10 @@ class Alert(Message):
     segment_id: str | None = Field(None, description="map-matched road segment; null off the network")
     window_start: AwareDatetime = Field(description="capture time of the incident's first matching frame")
     window_end: AwareDatetime = Field(description="capture time of its latest matching frame")
-    score: float = Field(description="highest frame score of the incident (SA-CLIP or scene-graph), 0..1")
+    score: float = Field(description="highest frame score of the incident (SA-CLIP, scene graph or kinematics), 0..1")
     evidence: dict[str, Any] = Field(
-        description="rule, persistence, frame_ids, frame_scores, relation_scores, triplets and vehicle_scores"
-        " (best score per vehicle) of the highest-scoring report"
+        description="rule, persistence, frame_ids, frame_scores, relation_scores, triplets, kinematics and"
+        " vehicle_scores (best score per vehicle) of the highest-scoring report"
     )
     raised_at: AwareDatetime = Field(description="wall-clock time the worker raised this update")
 

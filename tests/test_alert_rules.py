@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from alerts.incidents import IncidentTracker, alert_id
-from alerts.rules import DEFAULT_RULES, load_rules
+from alerts.rules import DEFAULT_RULES, KINEMATIC_EVENTS, load_rules
 from fleetscope.errors import ConfigError
 from models.vocab import ANOMALY_TYPES
-from streams.schema import AnomalyResult, AspectResult, Scene, SceneObject, Triplet
+from streams.schema import AnomalyResult, AspectResult, KinematicEvent, Scene, SceneObject, Triplet
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
 
@@ -48,9 +48,11 @@ def scene(seconds: float, score: float = 0.0, kind: str = "collision", collides:
     )
 
 
-def test_the_shipped_rules_load_and_cover_every_anomaly_type():
+def test_the_shipped_rules_load_and_cover_every_anomaly_type_and_kinematic_event():
     rules = load_rules(DEFAULT_RULES)
-    assert {r.type for r in rules.rules} == set(ANOMALY_TYPES)
+    assert {r.type for r in rules.rules} >= set(ANOMALY_TYPES)
+    events = {c.kinematic.event for r in rules.rules for c in r.any if c.kinematic is not None}
+    assert events == set(KINEMATIC_EVENTS)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +60,7 @@ def test_the_shipped_rules_load_and_cover_every_anomaly_type():
     [
         (RULES.replace("type: collision\n", "type: collision\n    colour: red\n"), "colour"),
         (RULES.replace("anomaly: {type: collision", "anomaly: {type: crash"), "crash"),
+        (RULES.replace("triplet: {predicate: collides with", "kinematic: {event: skidding"), "skidding"),
         (RULES.replace("k: 2, n: 3", "k: 4, n: 3"), "k (4) cannot exceed n (3)"),
         (RULES.replace("critical: 0.9, major: 0.75", "critical: 0.7, major: 0.75"), "must not exceed critical"),
         (RULES + RULES.replace("rules:\n", ""), "repeated: collision"),
@@ -131,3 +134,26 @@ def test_replaying_frames_gives_the_same_alerts(tmp_path):
 
     assert key(once) == key(replayed)
     assert {a.alert_id for a in again} == {a.alert_id for a in once}
+
+
+def test_a_kinematic_condition_counts_the_events_of_the_frame_and_they_are_evidence(tmp_path):
+    rules = (
+        RULES
+        + """
+  - type: wrong_way
+    any:
+      - kinematic: {event: wrong_way, min_score: 0.5}
+    persistence: {k: 2, n: 3, within_s: 10}
+    severity: {critical: 0.9, major: 0.75}
+"""
+    )
+    tracker = IncidentTracker(load_rules(rules_file(tmp_path, rules)), cooldown_s=60)
+    event = KinematicEvent(type="wrong_way", score=0.8, track_id=3, detail="car 20 m ahead")
+    weak = event.model_copy(update={"score": 0.4})
+    braking = KinematicEvent(type="hard_braking", score=1.0, track_id=None, detail="-8.0 m/s²")
+    assert tracker.observe(scene(0), [event]) == []
+    assert tracker.observe(scene(1), [weak, braking]) == []  # below min_score, and another event type
+    (alert,) = tracker.observe(scene(2), [event])
+    assert alert.type == "wrong_way" and alert.score == pytest.approx(0.8) and alert.severity == "major"
+    assert alert.evidence["frame_ids"] == ["v1-f0", "v1-f2"]
+    assert alert.evidence["kinematics"] == [event.model_dump()]

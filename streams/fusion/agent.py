@@ -1,6 +1,8 @@
 """Fusion: scenes become frame observations, road conditions and alerts (Postgres, then ``fleet.alerts``).
 
-Alerts come from the YAML rules (``alerts/rules.yaml``) through ``alerts.incidents``.
+Alerts come from the YAML rules (``alerts/rules.yaml``) through ``alerts.incidents``, with the
+kinematic events of each vehicle's tracked objects (``kinematics.events``): scenes arrive here keyed
+by vehicle, in order, so this is where a vehicle's frames can be tracked.
 
 A batch is written in one transaction. While PostgreSQL is unreachable the agent retries with
 backoff and holds the partition (backpressure: nothing is dropped); a batch PostgreSQL rejects for
@@ -15,6 +17,7 @@ import logging
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from alerts.incidents import IncidentTracker
+from kinematics.events import KinematicWatch
 from streams import metrics, topics
 from streams.deadletter import dead_letter, decode_batch
 from streams.runtime import Runtime
@@ -28,6 +31,7 @@ MAX_BACKOFF_S = 30.0
 def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> None:
     """Define the fusion agent: alerts from ``incidents``, written through ``sink``."""
     w = rt.settings.worker
+    watch = KinematicWatch()
 
     async def write_with_retry(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
         delay = 0.5
@@ -45,7 +49,7 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
             rt.received(topics.SCENES, *events)
             scenes, scene_events = await decode_batch(rt, events, Scene, "fusion")
-            new_alerts = [a for s in scenes for a in incidents.observe(s)]
+            new_alerts = [a for s in scenes for a in incidents.observe(s, watch.observe(s).events)]
             try:
                 merged = await write_with_retry(scenes, new_alerts)
             except DBAPIError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kinematics.ground import object_positions
 from models.vocab import ANOMALY_TYPES, ASPECTS, NORMAL_PROMPTS, OBJECT_CLASSES, PREDICATES, RELATION_PROMPTS
 from streams.inference.triton_client import Outputs
 from streams.schema import AnomalyResult, AspectResult, EnrichedFrame, Scene, SceneObject, Triplet, utcnow
@@ -28,19 +29,29 @@ def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs
     )
 
     # Keep confident objects only; triplets must refer to kept objects (re-indexed).
-    kept: dict[int, int] = {}
-    objects: list[SceneObject] = []
-    for q, (box, cls, score) in enumerate(zip(sg["BOXES"][i], sg["CLASS_IDS"][i], sg["CLASS_SCORES"][i], strict=True)):
-        if score >= object_threshold and 0 <= cls < len(OBJECT_CLASSES):
-            kept[q] = len(objects)
-            x1, y1, x2, y2 = (round(float(v), 4) for v in box)
-            objects.append(
-                SceneObject(box=(x1, y1, x2, y2), label=OBJECT_CLASSES[int(cls)], score=round(float(score), 4))
-            )
+    kept = [
+        q
+        for q, (cls, score) in enumerate(zip(sg["CLASS_IDS"][i], sg["CLASS_SCORES"][i], strict=True))
+        if score >= object_threshold and 0 <= cls < len(OBJECT_CLASSES)
+    ]
+    object_labels: list[str] = [OBJECT_CLASSES[int(sg["CLASS_IDS"][i][q])] for q in kept]
+    boxes = np.asarray(sg["BOXES"][i], dtype=np.float64)[kept]
+    positions = object_positions(frame.frame.camera, boxes, object_labels)
+    objects = [
+        SceneObject(
+            box=tuple(round(float(v), 4) for v in box),  # type: ignore[arg-type]
+            label=object_label,
+            score=round(float(sg["CLASS_SCORES"][i][q]), 4),
+            x_m=None if np.isnan(xy).any() else round(float(xy[0]), 2),
+            y_m=None if np.isnan(xy).any() else round(float(xy[1]), 2),
+        )
+        for q, object_label, box, xy in zip(kept, object_labels, boxes, positions, strict=True)
+    ]
+    index = {q: n for n, q in enumerate(kept)}
     triplets = [
-        Triplet(subject=kept[int(s)], predicate=PREDICATES[int(p)], object=kept[int(o)], score=round(float(score), 5))
+        Triplet(subject=index[int(s)], predicate=PREDICATES[int(p)], object=index[int(o)], score=round(float(score), 5))
         for (s, p, o), score in zip(sg["TRIPLETS"][i], sg["TRIPLET_SCORES"][i], strict=True)
-        if int(s) in kept and int(o) in kept and 0 <= int(p) < len(PREDICATES)
+        if int(s) in index and int(o) in index and 0 <= int(p) < len(PREDICATES)
     ]
     f = frame.frame
     return Scene(

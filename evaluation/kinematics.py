@@ -1,0 +1,205 @@
+"""Kinematics against the simulator's ground truth on the benchmark's test split (synthetic data).
+
+Each test vehicle's frames are replayed in order through ``kinematics.tracking`` with the GPS speed
+and heading the worker attaches to each frame (the ST context of ``models.training.dataset``).
+Objects come from two sources, in the same run:
+
+- **true boxes**: the simulator's boxes and classes, so the figures measure ground-plane geometry,
+  tracking and motion alone;
+- **detected**: the scene-graph model's objects (score >= ``OBJECT_THRESHOLD``); an object counts
+  where it overlaps a true object of its class with IoU >= 0.5 (the others are not scored).
+
+Figures: ego speed MAE and travelled-distance error (GPS), object speed MAE, relative distance
+error, movement-direction accuracy (same way / towards us / left / right / stationary), and the
+accuracy of the two pair questions (which of two objects is closer; do two moving objects move the
+same way, opposite ways or across).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kinematics.ground import object_positions
+from kinematics.tracking import TrackedObject, VehicleTracker, direction_label, relative_direction
+from models.scene_graph import SceneGraphModel, box_iou
+from models.training.clip_training import Log
+from models.training.dataset import FrameSet
+from models.vocab import OBJECT_CLASSES, ST_CONTEXT_FIELDS
+from sim.truth import FrameTruth, ObjectTruth
+
+OBJECT_THRESHOLD = 0.3
+MOVING_MPS = 2.0
+TARGET_EGO_SPEED_MAE_KMH = 2.0
+TARGET_DIRECTION_ACCURACY = 0.90
+_SPEED = ST_CONTEXT_FIELDS.index("speed_norm")
+_SIN, _COS = ST_CONTEXT_FIELDS.index("heading_sin"), ST_CONTEXT_FIELDS.index("heading_cos")
+_HAS = ST_CONTEXT_FIELDS.index("has_context")
+
+
+@dataclass
+class ObjectFigures:
+    """Kinematics of tracked objects from one source of boxes."""
+
+    objects: int = 0  # scored object sightings with a velocity
+    speed_mae_kmh: float = float("nan")
+    distance_rel_error_median: float = float("nan")
+    distance_rel_error_mean: float = float("nan")
+    direction_accuracy: float = float("nan")
+    closer_accuracy: float = float("nan")
+    closer_pairs: int = 0
+    relative_direction_accuracy: float = float("nan")
+    relative_direction_pairs: int = 0
+
+
+@dataclass
+class KinematicsReport:
+    frames: int
+    ego_frames: int
+    ego_speed_mae_kmh: float
+    ego_distance_rel_error: float
+    ego_drives: int
+    sources: dict[str, ObjectFigures] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        lines = [
+            f"Kinematics on the benchmark test split (synthetic): {self.frames} frames, {self.ego_drives} drives",
+            "",
+            f"- ego speed MAE (GPS fix attached to each frame, {self.ego_frames} frames): "
+            f"**{self.ego_speed_mae_kmh:.2f} km/h** (target <= {TARGET_EGO_SPEED_MAE_KMH:.0f})",
+            f"- ego travelled distance over each 60 s drive, mean relative error: {self.ego_distance_rel_error:.1%}",
+            "",
+            "| objects from | scored | speed MAE km/h | distance rel. error (median / mean) | direction accuracy "
+            "| closer-object accuracy (pairs) | relative direction accuracy (pairs) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, f in self.sources.items():
+            lines.append(
+                f"| {name} | {f.objects} | {f.speed_mae_kmh:.1f} | {f.distance_rel_error_median:.1%} / "
+                f"{f.distance_rel_error_mean:.1%} | **{f.direction_accuracy:.1%}** | {f.closer_accuracy:.1%} "
+                f"({f.closer_pairs}) | {f.relative_direction_accuracy:.1%} ({f.relative_direction_pairs}) |"
+            )
+        lines.append(f"\nDirection target: >= {TARGET_DIRECTION_ACCURACY:.0%}.")
+        return "\n".join(lines)
+
+
+def ego_motion(st_context: np.ndarray) -> tuple[float | None, float | None]:
+    """GPS speed (m/s) and compass heading (degrees) of the fix the worker attached to a frame; None without one."""
+    if st_context[_HAS] <= 0:
+        return None, None
+    heading = math.degrees(math.atan2(st_context[_SIN], st_context[_COS])) % 360
+    return float(st_context[_SPEED]) * 30.0, heading
+
+
+def _matched(boxes: np.ndarray, labels: list[str], truth: FrameTruth) -> dict[int, ObjectTruth]:
+    """Detected object index -> the true object it overlaps (IoU >= 0.5, same class), greedily by IoU."""
+    if not len(boxes) or not truth.objects:
+        return {}
+    w, h = truth.camera.width, truth.camera.height
+    true_boxes = torch.tensor([[o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h] for o in truth.objects])
+    iou = box_iou(torch.from_numpy(boxes).float(), true_boxes)[0].numpy()
+    out: dict[int, ObjectTruth] = {}
+    used: set[int] = set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = np.unravel_index(flat, iou.shape)
+        if iou[i, j] < 0.5:
+            break
+        if i in out or j in used or labels[i] != truth.objects[j].cls:
+            continue
+        out[int(i)] = truth.objects[j]
+        used.add(int(j))
+    return out
+
+
+def _score(sightings: list[list[tuple[TrackedObject, ObjectTruth]]]) -> ObjectFigures:
+    speed_err, dist_err, direction_ok, closer_ok, relative_ok = [], [], [], [], []
+    for frame in sightings:
+        for est, true in frame:
+            true_d = math.hypot(true.x_m, true.y_m)
+            dist_err.append(abs(est.distance_m - true_d) / true_d)
+            if est.speed_mps is None:
+                continue
+            speed_err.append(abs(est.speed_mps - true.speed_mps) * 3.6)
+            direction_ok.append(
+                direction_label(est.direction_deg, est.speed_mps) == direction_label(true.heading_deg, true.speed_mps)
+            )
+        for a in range(len(frame)):
+            for b in range(a + 1, len(frame)):
+                (ea, ta), (eb, tb) = frame[a], frame[b]
+                da, db = math.hypot(ta.x_m, ta.y_m), math.hypot(tb.x_m, tb.y_m)
+                if abs(da - db) >= 0.1 * max(da, db):
+                    closer_ok.append((ea.distance_m < eb.distance_m) == (da < db))
+                moving = (ea.speed_mps or 0) >= MOVING_MPS and (eb.speed_mps or 0) >= MOVING_MPS
+                if moving and ta.speed_mps >= MOVING_MPS and tb.speed_mps >= MOVING_MPS:
+                    assert ea.direction_deg is not None and eb.direction_deg is not None
+                    relative_ok.append(
+                        relative_direction(ea.direction_deg, eb.direction_deg)
+                        == relative_direction(ta.heading_deg, tb.heading_deg)
+                    )
+    return ObjectFigures(
+        objects=len(speed_err),
+        speed_mae_kmh=float(np.mean(speed_err)) if speed_err else float("nan"),
+        distance_rel_error_median=float(np.median(dist_err)) if dist_err else float("nan"),
+        distance_rel_error_mean=float(np.mean(dist_err)) if dist_err else float("nan"),
+        direction_accuracy=float(np.mean(direction_ok)) if direction_ok else float("nan"),
+        closer_accuracy=float(np.mean(closer_ok)) if closer_ok else float("nan"),
+        closer_pairs=len(closer_ok),
+        relative_direction_accuracy=float(np.mean(relative_ok)) if relative_ok else float("nan"),
+        relative_direction_pairs=len(relative_ok),
+    )
+
+
+@torch.inference_mode()
+def evaluate(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, log: Log) -> KinematicsReport:
+    """Replay every vehicle's test frames through the tracker, with true boxes and with ``model``'s detections."""
+    drives: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i in idx:
+        f = frames.truth[int(i)]
+        drives[f.episode, f.vehicle_id].append(int(i))
+    ego_err, drive_err = [], []
+    sightings: dict[str, list[list[tuple[TrackedObject, ObjectTruth]]]] = {"true boxes": [], "detected": []}
+    for n, (_, members) in enumerate(sorted(drives.items())):
+        members.sort(key=lambda i: frames.truth[i].captured_at)
+        out = model(frames.images(np.array(members), model.image_cfg))
+        probs = out["class_logits"].softmax(-1)[..., :-1]
+        scores, classes = probs.max(-1)
+        trackers = {name: VehicleTracker() for name in sightings}
+        for j, i in enumerate(members):
+            truth, ctx = frames.truth[i], frames.st_context[i]
+            speed, heading = ego_motion(ctx)
+            if speed is not None:
+                ego_err.append(abs(speed - truth.ego.speed_mps) * 3.6)
+            w, h = truth.camera.width, truth.camera.height
+            true_boxes = np.array([[o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h] for o in truth.objects])
+            keep = (scores[j] >= OBJECT_THRESHOLD).numpy()
+            det_boxes = out["boxes"][j].numpy()[keep]
+            det_labels = [OBJECT_CLASSES[c] for c in classes[j].numpy()[keep]]
+            sources = {
+                "true boxes": (
+                    true_boxes.reshape(-1, 4),
+                    [o.cls for o in truth.objects],
+                    dict(enumerate(truth.objects)),
+                ),
+                "detected": (det_boxes, det_labels, _matched(det_boxes, det_labels, truth)),
+            }
+            for name, (boxes, labels, matched) in sources.items():
+                positions = object_positions(truth.camera, boxes, labels)
+                tracked = trackers[name].update(truth.captured_at, positions, labels, speed, heading)
+                sightings[name].append([(t, matched[t.index]) for t in tracked if t.index in matched])
+        first, last = frames.truth[members[0]], frames.truth[members[-1]]
+        true_travelled = last.ego.odometer_m - first.ego.odometer_m
+        if len(members) > 1 and true_travelled > 10:
+            drive_err.append(abs(trackers["true boxes"].travelled_m - true_travelled) / true_travelled)
+        log(f"kinematics: drive {n + 1}/{len(drives)}")
+    return KinematicsReport(
+        frames=len(idx),
+        ego_frames=len(ego_err),
+        ego_speed_mae_kmh=float(np.mean(ego_err)),
+        ego_distance_rel_error=float(np.mean(drive_err)) if drive_err else float("nan"),
+        ego_drives=len(drives),
+        sources={name: _score(s) for name, s in sightings.items()},
+    )

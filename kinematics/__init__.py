@@ -1,0 +1,2 @@
+"""Kinematics after ST-VLM (arXiv 2503.19355): distances, speeds and directions of the ego vehicle and of
+the objects the scene-graph model sees, from GPS and the calibrated dashcam's ground plane."""

@@ -1,0 +1,70 @@
+"""``fleetscope ask``: the five kinematic questions answered frame by frame along one simulated drive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from models.training.cli import WEIGHTS_DIR
+
+
+@click.command("ask")
+@click.option("--drive", default=0, show_default=True, help="which drive of the benchmark test split (0-based)")
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=WEIGHTS_DIR,
+    show_default=True,
+    help="directory with scene_graph.pt",
+)
+@click.option("--every", default=5, show_default=True, help="answer at every N-th frame")
+def ask(drive: int, weights: Path, every: int) -> None:
+    """Replay one vehicle's drive of the benchmark test split (synthetic): detect objects with the scene-graph
+    model, track them, and answer travelled distance, speed, movement direction, which object is closer and
+    relative movement direction in plain language, next to the simulator's truth for the ego speed."""
+    from collections import defaultdict
+
+    import numpy as np
+    import torch
+
+    from evaluation.kinematics import OBJECT_THRESHOLD, ego_motion
+    from kinematics.ground import object_positions
+    from kinematics.questions import answers
+    from kinematics.tracking import VehicleTracker
+    from models.checkpoints import load_checkpoint
+    from models.scene_graph import IMAGE_SIZE
+    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+    from models.vocab import OBJECT_CLASSES
+
+    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), IMAGE_SIZE)
+    drives: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i in bench.split("test"):
+        f = bench.truth[int(i)]
+        drives[f.episode, f.vehicle_id].append(int(i))
+    keys = sorted(drives)
+    if not 0 <= drive < len(keys):
+        raise click.BadParameter(f"the test split has drives 0..{len(keys) - 1}", param_hint="--drive")
+    members = sorted(drives[keys[drive]], key=lambda i: bench.truth[i].captured_at)
+    model = load_checkpoint(weights / "scene_graph.pt")
+    with torch.inference_mode():
+        out = model(bench.images(np.array(members), model.image_cfg))
+    scores, classes = out["class_logits"].softmax(-1)[..., :-1].max(-1)
+    tracker = VehicleTracker()
+    start = bench.truth[members[0]].captured_at
+    click.echo(f"drive {drive}: vehicle {keys[drive][1]}, episode {keys[drive][0]}, {len(members)} frames")
+    for j, i in enumerate(members):
+        truth = bench.truth[i]
+        speed, heading = ego_motion(bench.st_context[i])
+        keep = (scores[j] >= OBJECT_THRESHOLD).numpy()
+        labels = [OBJECT_CLASSES[c] for c in classes[j].numpy()[keep]]
+        positions = object_positions(truth.camera, out["boxes"][j].numpy()[keep], labels)
+        tracked = tracker.update(truth.captured_at, positions, labels, speed, heading)
+        if j % every:
+            continue
+        elapsed = (truth.captured_at - start).total_seconds()
+        gps = "no GPS fix" if speed is None else f"GPS {speed * 3.6:.0f} km/h"
+        click.echo(f"\n{truth.frame_id}  t+{elapsed:.0f}s  {gps} (true {truth.ego.speed_mps * 3.6:.0f} km/h)")
+        for question, lines in answers(tracked, tracker.travelled_m, elapsed).items():
+            for line in lines:
+                click.echo(f"  {question:20s} {line}")

@@ -1,0 +1,129 @@
+"""Kinematic events for the alert rules, from each vehicle's scenes in capture order.
+
+- ``hard_braking``: the ego vehicle's GPS speed falls by at least ``HARD_BRAKE_MPS2`` per second
+  between consecutive frames; score = deceleration / 8 m/s² (capped at 1).
+- ``closing_fast``: a tracked object in our path (ahead, within ``PATH_HALF_WIDTH_M`` of our line)
+  closes in at ``CLOSING_MIN_MPS`` or more and would be reached within ``CLOSING_TTC_S``; score =
+  2 s / time to contact (capped at 1).
+- ``wrong_way``: a tracked vehicle in our path moves towards us at ``WRONG_WAY_MIN_MPS`` or more;
+  score = its speed / 10 m/s (capped at 1).
+
+The fusion stage runs this because its input is keyed by vehicle: tracking needs each vehicle's
+frames in order, one worker at a time. A frame older than the vehicle's latest gets no motion.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from kinematics.tracking import LinkedTriplet, VehicleTracker
+from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
+from streams.schema import KinematicEvent, ObjectMotion, Scene
+
+PATH_HALF_WIDTH_M = 1.8
+CLOSING_MIN_MPS = 5.0
+CLOSING_TTC_S = 4.0
+WRONG_WAY_MIN_MPS = 3.0
+VEHICLES = ("car", "truck", "bus")
+
+
+@dataclass(frozen=True)
+class SceneKinematics:
+    """What the kinematics add to one scene."""
+
+    motions: list[ObjectMotion]
+    events: list[KinematicEvent]
+    triplets: list[LinkedTriplet] = field(default_factory=list)  # the scene's triplets, linked over time by track
+
+
+@dataclass
+class _Vehicle:
+    tracker: VehicleTracker
+    last_at: datetime | None = None
+    last_speed: float | None = None
+
+
+class KinematicWatch:
+    """Per-vehicle trackers (the ``max_vehicles`` most recently seen) and the events of each scene."""
+
+    def __init__(self, max_vehicles: int = 10_000) -> None:
+        self.max_vehicles = max_vehicles
+        self._vehicles: OrderedDict[str, _Vehicle] = OrderedDict()
+
+    def observe(self, scene: Scene) -> SceneKinematics:
+        """Track ``scene``'s objects and name its kinematic events."""
+        vehicle = self._vehicles.pop(scene.vehicle_id, None) or _Vehicle(VehicleTracker())
+        self._vehicles[scene.vehicle_id] = vehicle
+        while len(self._vehicles) > self.max_vehicles:
+            self._vehicles.popitem(last=False)
+        if vehicle.last_at is not None and scene.captured_at <= vehicle.last_at:
+            return SceneKinematics([], [])  # late or repeated: the tracks have moved on
+
+        speed = scene.gps.speed_mps if scene.gps else None
+        heading = scene.gps.heading_deg if scene.gps else None
+        events = []
+        if speed is not None and vehicle.last_speed is not None and vehicle.last_at is not None:
+            dt = (scene.captured_at - vehicle.last_at).total_seconds()
+            accel = (speed - vehicle.last_speed) / dt
+            if dt <= MAX_GAP_S and accel <= -HARD_BRAKE_MPS2:
+                events.append(
+                    KinematicEvent(
+                        type="hard_braking", score=min(1.0, -accel / 8.0), track_id=None, detail=f"{accel:.1f} m/s²"
+                    )
+                )
+        vehicle.last_at, vehicle.last_speed = scene.captured_at, speed
+
+        positions = np.array(
+            [[o.x_m, o.y_m] if o.x_m is not None and o.y_m is not None else [np.nan, np.nan] for o in scene.objects]
+        ).reshape(-1, 2)
+        labels = [o.label for o in scene.objects]
+        tracked = vehicle.tracker.update(scene.captured_at, positions, labels, speed, heading)
+        motions = []
+        for t in tracked:
+            motions.append(
+                ObjectMotion(
+                    object=t.index,
+                    track_id=t.track_id,
+                    speed_mps=_round(t.speed_mps),
+                    direction_deg=_round(t.direction_deg),
+                    closing_mps=_round(t.closing_mps),
+                )
+            )
+            in_path = t.x_m > 0 and abs(t.y_m) <= PATH_HALF_WIDTH_M
+            if not in_path:
+                continue
+            if t.closing_mps is not None and t.closing_mps >= CLOSING_MIN_MPS:
+                ttc = t.distance_m / t.closing_mps
+                if ttc <= CLOSING_TTC_S:
+                    events.append(
+                        KinematicEvent(
+                            type="closing_fast",
+                            score=min(1.0, 2.0 / ttc),
+                            track_id=t.track_id,
+                            detail=f"{t.label} {t.distance_m:.0f} m ahead closing at {t.closing_mps:.1f} m/s",
+                        )
+                    )
+            towards = t.direction_deg is not None and abs(t.direction_deg) >= 135
+            fast = t.speed_mps is not None and t.speed_mps >= WRONG_WAY_MIN_MPS
+            if t.label in VEHICLES and towards and fast:
+                assert t.speed_mps is not None
+                events.append(
+                    KinematicEvent(
+                        type="wrong_way",
+                        score=min(1.0, t.speed_mps / 10.0),
+                        track_id=t.track_id,
+                        detail=f"{t.label} {t.distance_m:.0f} m ahead in our path, coming at {t.speed_mps:.1f} m/s",
+                    )
+                )
+        linked = vehicle.tracker.link(
+            scene.captured_at, [(t.subject, t.predicate, t.object) for t in scene.triplets], tracked
+        )
+        return SceneKinematics(motions, events, linked)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
