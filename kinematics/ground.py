@@ -12,15 +12,9 @@ import numpy as np
 
 from streams.schema import CameraCalibration
 
-MAX_RANGE_M = 150.0
+MAX_RANGE_M = 150.0  # beyond this a pixel row near the horizon says nothing useful about distance
 # Half the depth of each class seen end-on: a box touches the road at the object's near face.
-HALF_DEPTH_M = {
-    "car": 2.25,
-    "truck": 4.0,
-    "bus": 6.0,
-    "cyclist": 0.9,
-    "pedestrian": 0.25,
-}  # beyond this a pixel row near the horizon says nothing useful about distance
+HALF_DEPTH_M = {"car": 2.25, "truck": 4.0, "bus": 6.0, "cyclist": 0.9, "pedestrian": 0.25}
 
 
 def ground_points(camera: CameraCalibration, u: np.ndarray, v: np.ndarray) -> np.ndarray:
