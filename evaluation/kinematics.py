@@ -101,7 +101,7 @@ def _matched(boxes: np.ndarray, labels: list[str], truth: FrameTruth) -> dict[in
         return {}
     w, h = truth.camera.width, truth.camera.height
     true_boxes = torch.tensor([[o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h] for o in truth.objects])
-    iou = box_iou(torch.from_numpy(boxes).float(), true_boxes)[0].numpy()
+    iou = box_iou(torch.from_numpy(boxes).float(), true_boxes).numpy()
     out: dict[int, ObjectTruth] = {}
     used: set[int] = set()
     for flat in np.argsort(-iou, axis=None):

@@ -44,10 +44,8 @@ class RecallTable:
     mean_recall: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
 
 
-def ranked_triplets(
-    class_scores: np.ndarray, predicate_probs: np.ndarray, constraint: bool, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The top-``k`` (subject, predicate, object) index triplets [k,3] of one frame and their scores.
+def ranked_triplets(class_scores: np.ndarray, predicate_probs: np.ndarray, constraint: bool, k: int) -> np.ndarray:
+    """The top-``k`` (subject, predicate, object) index triplets [k,3] of one frame, best first.
 
     A triplet scores subject score * object score * predicate probability; self-pairs never count.
     """
@@ -56,14 +54,12 @@ def ranked_triplets(
     scores[np.arange(q), np.arange(q)] = -1.0
     if constraint:
         best = scores.argmax(axis=-1)
-        pair_scores = np.take_along_axis(scores, best[..., None], -1)[..., 0]
-        flat = np.argsort(-pair_scores, axis=None, kind="stable")[:k]
+        flat = np.argsort(-scores.max(axis=-1), axis=None, kind="stable")[:k]
         s, o = np.unravel_index(flat, (q, q))
-        triplets = np.stack([s, best[s, o], o], axis=-1)
-        return triplets, pair_scores[s, o]
+        return np.stack([s, best[s, o], o], axis=-1)
     flat = np.argsort(-scores, axis=None, kind="stable")[:k]
     s, o, pr = np.unravel_index(flat, (q, q, p))
-    return np.stack([s, pr, o], axis=-1), scores[s, o, pr]
+    return np.stack([s, pr, o], axis=-1)
 
 
 def recalled(
@@ -72,7 +68,7 @@ def recalled(
     """Which of ``relations`` (true triplets [R,3]) the predicted ``triplets`` [K,3] recall (bool [R])."""
     if not len(relations) or not len(triplets):
         return np.zeros(len(relations), dtype=bool)
-    iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(truth.boxes))[0].numpy()
+    iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(truth.boxes)).numpy()
     match = (iou >= IOU) & (classes[:, None] == truth.classes[None, :])  # [Q, N]
     s, p, o = triplets.T
     gs, gp, go = relations.T
@@ -102,11 +98,14 @@ def evaluate_model(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, lo
             frame = frames.truth[int(i)]
             truth = GraphTruth.of(frame)
             boxes = out["boxes"][j].numpy()
+            ranked = {
+                mode: ranked_triplets(class_scores[j], predicate_probs[j], constraint, max(KS))
+                for mode, constraint in (("with constraint", True), ("no constraint", False))
+            }
             for gt_set, relations in zip(GT_SETS, (truth.relations, _visible(truth, frame.camera.height)), strict=True):
                 if not len(relations):
                     continue
-                for mode, constraint in (("with constraint", True), ("no constraint", False)):
-                    triplets, _ = ranked_triplets(class_scores[j], predicate_probs[j].copy(), constraint, max(KS))
+                for mode, triplets in ranked.items():
                     for k in KS:
                         got = recalled(triplets[:k], boxes, class_ids[j], truth, relations)
                         hits[gt_set, mode, k].append(float(got.mean()))

@@ -43,15 +43,14 @@ def cxcywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """IoU [N,M] of xyxy boxes a [N,4] and b [M,4], and the area of their enclosing boxes [N,M] (for GIoU)."""
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU [N,M] of xyxy boxes a [N,4] and b [M,4]."""
     area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
     area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
     inter = torch.minimum(a[:, None, 2:], b[None, :, 2:]) - torch.maximum(a[:, None, :2], b[None, :, :2])
     inter = inter.clamp(min=0).prod(-1)
     union = area_a[:, None] + area_b[None] - inter
-    hull = (torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(a[:, None, :2], b[None, :, :2])).prod(-1)
-    return inter / union.clamp(min=1e-9), hull
+    return inter / union.clamp(min=1e-9)
 
 
 def pair_geometry(boxes: torch.Tensor) -> torch.Tensor:
@@ -210,7 +209,6 @@ class SceneGraphModel(ClipModel):
             "boxes": boxes,
             "class_logits": self.class_head(hidden),
             "predicate_logits": self.predicate_logits(hidden, boxes),
-            "proposed": cxcywh_to_xyxy(proposed),
         }
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -82,8 +82,8 @@ def test_recall_counts_a_triplet_only_with_both_boxes_classes_and_predicate_righ
     probs[2, 1, 1] = 0.8  # wrong predicate (left of)
     probs[2, 1, 2] = 0.7  # right, but second best for its pair
     scores = np.ones(3)
-    with_constraint, _ = ranked_triplets(scores, probs.copy(), constraint=True, k=10)
-    without, _ = ranked_triplets(scores, probs.copy(), constraint=False, k=10)
+    with_constraint = ranked_triplets(scores, probs, constraint=True, k=10)
+    without = ranked_triplets(scores, probs, constraint=False, k=10)
     assert recalled(with_constraint, boxes, classes, truth, truth.relations).tolist() == [True, False]
     assert recalled(without, boxes, classes, truth, truth.relations).tolist() == [True, True]
     assert recalled(without[:1], boxes, classes, truth, truth.relations).tolist() == [True, False]
