@@ -29,6 +29,7 @@ from kinematics.tracking import TrackedObject, VehicleTracker, direction_label, 
 from models.scene_graph import SceneGraphModel, box_iou
 from models.training.clip_training import Log
 from models.training.dataset import FrameSet
+from models.training.scene_graph_training import GraphTruth
 from models.vocab import OBJECT_CLASSES, ST_CONTEXT_FIELDS
 from sim.truth import FrameTruth, ObjectTruth
 
@@ -95,13 +96,29 @@ def ego_motion(st_context: np.ndarray) -> tuple[float | None, float | None]:
     return float(st_context[_SPEED]) * 30.0, heading
 
 
-def _matched(boxes: np.ndarray, labels: list[str], truth: FrameTruth) -> dict[int, ObjectTruth]:
-    """Detected object index -> the true object it overlaps (IoU >= 0.5, same class), greedily by IoU."""
+def drives(frames: FrameSet, idx: np.ndarray) -> list[tuple[tuple[int, str], list[int]]]:
+    """The frames ``idx`` grouped into drives, (episode, vehicle) -> frame indices in capture order, sorted by key."""
+    grouped: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for i in idx:
+        f = frames.truth[int(i)]
+        grouped[f.episode, f.vehicle_id].append(int(i))
+    return [
+        (key, sorted(members, key=lambda i: frames.truth[i].captured_at)) for key, members in sorted(grouped.items())
+    ]
+
+
+def detected(out: dict[str, torch.Tensor], j: int) -> tuple[np.ndarray, list[str]]:
+    """Boxes and labels of the ``j``-th frame's objects scoring at least OBJECT_THRESHOLD in scene-graph ``out``."""
+    scores, classes = out["class_logits"][j].softmax(-1)[:, :-1].max(-1)
+    keep = (scores >= OBJECT_THRESHOLD).numpy()
+    return out["boxes"][j].numpy()[keep], [OBJECT_CLASSES[c] for c in classes.numpy()[keep]]
+
+
+def _matched(boxes: np.ndarray, labels: list[str], truth: FrameTruth, true_boxes: np.ndarray) -> dict[int, ObjectTruth]:
+    """Detected object index -> the true object (at ``true_boxes``) it overlaps, IoU >= 0.5 and same class."""
     if not len(boxes) or not truth.objects:
         return {}
-    w, h = truth.camera.width, truth.camera.height
-    true_boxes = torch.tensor([[o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h] for o in truth.objects])
-    iou = box_iou(torch.from_numpy(boxes).float(), true_boxes).numpy()
+    iou = box_iou(torch.from_numpy(boxes).float(), torch.from_numpy(true_boxes)).numpy()
     out: dict[int, ObjectTruth] = {}
     used: set[int] = set()
     for flat in np.argsort(-iou, axis=None):
@@ -156,35 +173,22 @@ def _score(sightings: list[list[tuple[TrackedObject, ObjectTruth]]]) -> ObjectFi
 @torch.inference_mode()
 def evaluate(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, log: Log) -> KinematicsReport:
     """Replay every vehicle's test frames through the tracker, with true boxes and with ``model``'s detections."""
-    drives: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for i in idx:
-        f = frames.truth[int(i)]
-        drives[f.episode, f.vehicle_id].append(int(i))
     ego_err, drive_err = [], []
     sightings: dict[str, list[list[tuple[TrackedObject, ObjectTruth]]]] = {"true boxes": [], "detected": []}
-    for n, (_, members) in enumerate(sorted(drives.items())):
-        members.sort(key=lambda i: frames.truth[i].captured_at)
+    by_drive = drives(frames, idx)
+    for n, (_, members) in enumerate(by_drive):
         out = model(frames.images(np.array(members), model.image_cfg))
-        probs = out["class_logits"].softmax(-1)[..., :-1]
-        scores, classes = probs.max(-1)
         trackers = {name: VehicleTracker() for name in sightings}
         for j, i in enumerate(members):
             truth, ctx = frames.truth[i], frames.st_context[i]
             speed, heading = ego_motion(ctx)
             if speed is not None:
                 ego_err.append(abs(speed - truth.ego.speed_mps) * 3.6)
-            w, h = truth.camera.width, truth.camera.height
-            true_boxes = np.array([[o.box[0] / w, o.box[1] / h, o.box[2] / w, o.box[3] / h] for o in truth.objects])
-            keep = (scores[j] >= OBJECT_THRESHOLD).numpy()
-            det_boxes = out["boxes"][j].numpy()[keep]
-            det_labels = [OBJECT_CLASSES[c] for c in classes[j].numpy()[keep]]
+            true_boxes = GraphTruth.of(truth).boxes
+            det_boxes, det_labels = detected(out, j)
             sources = {
-                "true boxes": (
-                    true_boxes.reshape(-1, 4),
-                    [o.cls for o in truth.objects],
-                    dict(enumerate(truth.objects)),
-                ),
-                "detected": (det_boxes, det_labels, _matched(det_boxes, det_labels, truth)),
+                "true boxes": (true_boxes, [o.cls for o in truth.objects], dict(enumerate(truth.objects))),
+                "detected": (det_boxes, det_labels, _matched(det_boxes, det_labels, truth, true_boxes)),
             }
             for name, (boxes, labels, matched) in sources.items():
                 positions = object_positions(truth.camera, boxes, labels)
@@ -194,12 +198,12 @@ def evaluate(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, log: Log
         true_travelled = last.ego.odometer_m - first.ego.odometer_m
         if len(members) > 1 and true_travelled > 10:
             drive_err.append(abs(trackers["true boxes"].travelled_m - true_travelled) / true_travelled)
-        log(f"kinematics: drive {n + 1}/{len(drives)}")
+        log(f"kinematics: drive {n + 1}/{len(by_drive)}")
     return KinematicsReport(
         frames=len(idx),
         ego_frames=len(ego_err),
         ego_speed_mae_kmh=float(np.mean(ego_err)),
         ego_distance_rel_error=float(np.mean(drive_err)) if drive_err else float("nan"),
-        ego_drives=len(drives),
+        ego_drives=len(by_drive),
         sources={name: _score(s) for name, s in sightings.items()},
     )

@@ -23,42 +23,33 @@ def ask(drive: int, weights: Path, every: int) -> None:
     """Replay one vehicle's drive of the benchmark test split (synthetic): detect objects with the scene-graph
     model, track them, and answer travelled distance, speed, movement direction, which object is closer and
     relative movement direction in plain language, next to the simulator's truth for the ego speed."""
-    from collections import defaultdict
-
     import numpy as np
     import torch
 
-    from evaluation.kinematics import OBJECT_THRESHOLD, ego_motion
+    from evaluation.kinematics import detected, drives, ego_motion
     from kinematics.ground import object_positions
     from kinematics.questions import answers
     from kinematics.tracking import VehicleTracker
     from models.checkpoints import load_checkpoint
     from models.scene_graph import IMAGE_SIZE
     from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
-    from models.vocab import OBJECT_CLASSES
 
     bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), IMAGE_SIZE)
-    drives: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for i in bench.split("test"):
-        f = bench.truth[int(i)]
-        drives[f.episode, f.vehicle_id].append(int(i))
-    keys = sorted(drives)
-    if not 0 <= drive < len(keys):
-        raise click.BadParameter(f"the test split has drives 0..{len(keys) - 1}", param_hint="--drive")
-    members = sorted(drives[keys[drive]], key=lambda i: bench.truth[i].captured_at)
+    test_drives = drives(bench, bench.split("test"))
+    if not 0 <= drive < len(test_drives):
+        raise click.BadParameter(f"the test split has drives 0..{len(test_drives) - 1}", param_hint="--drive")
+    (episode, vehicle), members = test_drives[drive]
     model = load_checkpoint(weights / "scene_graph.pt")
     with torch.inference_mode():
         out = model(bench.images(np.array(members), model.image_cfg))
-    scores, classes = out["class_logits"].softmax(-1)[..., :-1].max(-1)
     tracker = VehicleTracker()
     start = bench.truth[members[0]].captured_at
-    click.echo(f"drive {drive}: vehicle {keys[drive][1]}, episode {keys[drive][0]}, {len(members)} frames")
+    click.echo(f"drive {drive}: vehicle {vehicle}, episode {episode}, {len(members)} frames")
     for j, i in enumerate(members):
         truth = bench.truth[i]
         speed, heading = ego_motion(bench.st_context[i])
-        keep = (scores[j] >= OBJECT_THRESHOLD).numpy()
-        labels = [OBJECT_CLASSES[c] for c in classes[j].numpy()[keep]]
-        positions = object_positions(truth.camera, out["boxes"][j].numpy()[keep], labels)
+        boxes, labels = detected(out, j)
+        positions = object_positions(truth.camera, boxes, labels)
         tracked = tracker.update(truth.captured_at, positions, labels, speed, heading)
         if j % every:
             continue
