@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
@@ -40,48 +39,41 @@ class SceneKinematics:
     triplets: list[LinkedTriplet] = field(default_factory=list)  # the scene's triplets, linked over time by track
 
 
-@dataclass
-class _Vehicle:
-    tracker: VehicleTracker
-    last_at: datetime | None = None
-    last_speed: float | None = None
-
-
 class KinematicWatch:
     """Per-vehicle trackers (the ``max_vehicles`` most recently seen) and the events of each scene."""
 
     def __init__(self, max_vehicles: int = 10_000) -> None:
         self.max_vehicles = max_vehicles
-        self._vehicles: OrderedDict[str, _Vehicle] = OrderedDict()
+        self._vehicles: OrderedDict[str, VehicleTracker] = OrderedDict()
 
     def observe(self, scene: Scene) -> SceneKinematics:
         """Track ``scene``'s objects and name its kinematic events."""
-        vehicle = self._vehicles.pop(scene.vehicle_id, None) or _Vehicle(VehicleTracker())
-        self._vehicles[scene.vehicle_id] = vehicle
+        tracker = self._vehicles.pop(scene.vehicle_id, None) or VehicleTracker()
+        self._vehicles[scene.vehicle_id] = tracker
         while len(self._vehicles) > self.max_vehicles:
             self._vehicles.popitem(last=False)
-        if vehicle.last_at is not None and scene.captured_at <= vehicle.last_at:
+        if tracker.last_at is not None and scene.captured_at <= tracker.last_at:
             return SceneKinematics([], [])  # late or repeated: the tracks have moved on
 
         speed = scene.gps.speed_mps if scene.gps else None
         heading = scene.gps.heading_deg if scene.gps else None
         events = []
-        if speed is not None and vehicle.last_speed is not None and vehicle.last_at is not None:
-            dt = (scene.captured_at - vehicle.last_at).total_seconds()
-            accel = (speed - vehicle.last_speed) / dt
+        # The tracker still holds the previous frame's time and GPS speed: it moves on in update() below.
+        if speed is not None and tracker.last_speed is not None and tracker.last_at is not None:
+            dt = (scene.captured_at - tracker.last_at).total_seconds()
+            accel = (speed - tracker.last_speed) / dt
             if dt <= MAX_GAP_S and accel <= -HARD_BRAKE_MPS2:
                 events.append(
                     KinematicEvent(
                         type="hard_braking", score=min(1.0, -accel / 8.0), track_id=None, detail=f"{accel:.1f} m/s²"
                     )
                 )
-        vehicle.last_at, vehicle.last_speed = scene.captured_at, speed
 
         positions = np.array(
             [[o.x_m, o.y_m] if o.x_m is not None and o.y_m is not None else [np.nan, np.nan] for o in scene.objects]
         ).reshape(-1, 2)
         labels = [o.label for o in scene.objects]
-        tracked = vehicle.tracker.update(scene.captured_at, positions, labels, speed, heading)
+        tracked = tracker.update(scene.captured_at, positions, labels, speed, heading)
         motions = []
         for t in tracked:
             motions.append(
@@ -119,9 +111,7 @@ class KinematicWatch:
                         detail=f"{t.label} {t.distance_m:.0f} m ahead in our path, coming at {t.speed_mps:.1f} m/s",
                     )
                 )
-        linked = vehicle.tracker.link(
-            scene.captured_at, [(t.subject, t.predicate, t.object) for t in scene.triplets], tracked
-        )
+        linked = tracker.link(scene.captured_at, [(t.subject, t.predicate, t.object) for t in scene.triplets], tracked)
         return SceneKinematics(motions, events, linked)
 
 
