@@ -16,10 +16,13 @@ def name(obj: TrackedObject) -> str:
     return f"the {obj.label} (track {obj.track_id})"
 
 
-def travelled(obj: TrackedObject | None, ego_travelled_m: float, elapsed_s: float) -> str:
-    """How far did the ego vehicle (``obj`` None) or an object travel?"""
-    if obj is None:
-        return f"We travelled {ego_travelled_m:.0f} m in {elapsed_s:.0f} s."
+def ego_travelled(travelled_m: float, elapsed_s: float) -> str:
+    """How far did we travel?"""
+    return f"We travelled {travelled_m:.0f} m in {elapsed_s:.0f} s."
+
+
+def travelled(obj: TrackedObject) -> str:
+    """How far did the object travel?"""
     return f"{name(obj).capitalize()} travelled {obj.travelled_m:.0f} m since it was first seen."
 
 
@@ -62,7 +65,7 @@ def answers(tracked: list[TrackedObject], ego_travelled_m: float, elapsed_s: flo
     """All five question types about one frame, for the ego vehicle and the two nearest tracked objects."""
     nearest = sorted(tracked, key=lambda t: t.distance_m)[:2]
     out: dict[str, list[str]] = {q: [] for q in QUESTION_TYPES}
-    out["travelled distance"] = [travelled(None, ego_travelled_m, elapsed_s)] + [travelled(o, 0, 0) for o in nearest]
+    out["travelled distance"] = [ego_travelled(ego_travelled_m, elapsed_s)] + [travelled(o) for o in nearest]
     out["speed"] = [speed(o) for o in nearest]
     out["movement direction"] = [direction(o) for o in nearest]
     if len(nearest) == 2:
