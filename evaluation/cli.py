@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from models.training.cli import WEIGHTS_DIR
+from models.training.cli import weights_dir_option
 from sim.cli import DEFAULT_START, start_time
 
 
@@ -40,13 +40,7 @@ def map_matching(
 
 
 @evaluate.command("clip")
-@click.option(
-    "--weights",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=WEIGHTS_DIR,
-    show_default=True,
-    help="directory with base_clip.pt and sa_clip.pt",
-)
+@weights_dir_option("--weights", "directory with base_clip.pt and sa_clip.pt", must_exist=True)
 @click.option("--seed", default=0, show_default=True, help="seed of the few-shot draws and prompt training")
 @click.option(
     "--out",
@@ -70,13 +64,7 @@ def clip(weights: Path, seed: int, out: Path) -> None:
 
 
 @evaluate.command("scene-graph")
-@click.option(
-    "--weights",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=WEIGHTS_DIR,
-    show_default=True,
-    help="directory with scene_graph.pt and scene_graph_ablation.pt",
-)
+@weights_dir_option("--weights", "directory with scene_graph.pt and scene_graph_ablation.pt", must_exist=True)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

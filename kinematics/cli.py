@@ -6,18 +6,12 @@ from pathlib import Path
 
 import click
 
-from models.training.cli import WEIGHTS_DIR
+from models.training.cli import weights_dir_option
 
 
 @click.command("ask")
 @click.option("--drive", default=0, show_default=True, help="which drive of the benchmark test split (0-based)")
-@click.option(
-    "--weights",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=WEIGHTS_DIR,
-    show_default=True,
-    help="directory with scene_graph.pt",
-)
+@weights_dir_option("--weights", "directory with scene_graph.pt", must_exist=True)
 @click.option("--every", default=5, show_default=True, help="answer at every N-th frame")
 def ask(drive: int, weights: Path, every: int) -> None:
     """Replay one vehicle's drive of the benchmark test split (synthetic): detect objects with the scene-graph

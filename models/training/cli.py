@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.decorators import FC
 
 from fleetscope.settings import REPO_ROOT
 
@@ -15,6 +17,17 @@ if TYPE_CHECKING:
     from models.clip_backbone import BaseClip
 
 WEIGHTS_DIR = REPO_ROOT / "models" / "weights"
+
+
+def weights_dir_option(name: str, help: str | None = None, must_exist: bool = False) -> Callable[[FC], FC]:
+    """A folder-of-checkpoints option (``--out`` to train into, ``--weights`` to read), models/weights by default."""
+    return click.option(
+        name,
+        type=click.Path(exists=must_exist, file_okay=False, path_type=Path),
+        default=WEIGHTS_DIR,
+        show_default=True,
+        help=help,
+    )
 
 
 def _log(message: str) -> None:
@@ -28,7 +41,7 @@ def train() -> None:
 
 
 @train.command("clip")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=WEIGHTS_DIR, show_default=True)
+@weights_dir_option("--out")
 @click.option("--seed", default=0, show_default=True, help="seed of initialisation and batch order")
 @click.option("--clip-arch", default="fleetscope-vit-tiny", show_default=True, help="open_clip architecture")
 @click.option(
@@ -93,13 +106,7 @@ def train_clip(
 
 
 @train.command("st-clip")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=WEIGHTS_DIR,
-    show_default=True,
-    help="folder with the base CLIP (base_clip.pt); st_clip.pt is written there",
-)
+@weights_dir_option("--out", "folder with the base CLIP (base_clip.pt); st_clip.pt is written there")
 @click.option("--seed", default=0, show_default=True, help="seed of the shots drawn, initialisation and batch order")
 @click.option("--shots", default=16, show_default=True, type=click.Choice(["1", "2", "4", "8", "16"]))
 def train_st_clip(out: Path, seed: int, shots: str) -> None:
@@ -136,12 +143,8 @@ def _train_st_clip(base: BaseClip, backbone: Path, out: Path, shots: int, seed: 
 
 
 @train.command("scene-graph")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=WEIGHTS_DIR,
-    show_default=True,
-    help="folder with the base CLIP (base_clip.pt, for its text embeddings); the checkpoints are written there",
+@weights_dir_option(
+    "--out", "folder with the base CLIP (base_clip.pt, for its text embeddings); the checkpoints are written there"
 )
 @click.option("--seed", default=0, show_default=True, help="seed of initialisation and batch order")
 @click.option("--steps", default=1800, show_default=True, help="training steps per model")
