@@ -135,10 +135,11 @@ class VehicleTracker:
         self.tracks = [t for t in self.tracks if (at - t.seen_at).total_seconds() <= MAX_AGE_S]
         ground = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
         world = pose.to_world(ground)
+        on_ground = ~np.isnan(world).any(axis=1)
 
         pairs: list[tuple[float, int, int]] = []
         for i, label in enumerate(labels):
-            if np.isnan(world[i]).any():
+            if not on_ground[i]:
                 continue
             for j, track in enumerate(self.tracks):
                 if track.label != label:
@@ -167,7 +168,7 @@ class VehicleTracker:
 
         out = []
         for i, label in enumerate(labels):
-            if np.isnan(world[i]).any():
+            if not on_ground[i]:
                 continue
             distance = float(np.hypot(*ground[i]))
             if i in assigned:
