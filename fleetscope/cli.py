@@ -60,8 +60,15 @@ def main() -> None:
     "--speed", default=5.0, show_default=True, help="simulated seconds per wall second; 0 = as fast as possible"
 )
 @click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for the pipeline (s)")
+@click.option(
+    "--evaluate",
+    "score",
+    is_flag=True,
+    help="also score the run against the simulator's truth: alert precision, recall and latency by type,"
+    " road-condition accuracy per aspect",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object on the last line")
-def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, as_json: bool) -> None:
+def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, score: bool, as_json: bool) -> None:
     """Start the embedded stack, stream a synthetic fleet through it, print a summary, stop.
 
     Exits 0 when every produced frame was processed or dead-lettered, 1 otherwise.
@@ -81,7 +88,7 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
             stack.start()
             started = time.monotonic() - t0
             progress(f"stack ready in {started:.1f} s ({', '.join(f'{k} {v:.1f}s' for k, v in stack.timings.items())})")
-            summary = demo_run.run(settings, vehicles, duration, seed, timeout, speed, progress)
+            summary, evaluation = demo_run.run(settings, vehicles, duration, seed, timeout, speed, progress, score)
             summary.stack_start_s = started
     except KeyboardInterrupt:
         click.echo("interrupted; stopping the stack", err=True)
@@ -92,7 +99,12 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
         stack.stop()
         sys.exit(1)
     stack.stop()
-    click.echo(demo_run.as_json(summary) if as_json else summary.text())
+    if as_json:
+        click.echo(demo_run.as_json(summary, evaluation))
+    else:
+        click.echo(summary.text())
+        if evaluation is not None:
+            click.echo(evaluation.text())
     sys.exit(0 if summary.complete else 1)
 
 

@@ -18,8 +18,12 @@ from typing import Callable
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 
+from alerts.rules import load_rules
+from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
+from evaluation.road_conditions import ConditionReport, ConditionRow, FrameObservation, score_conditions
 from fleetscope.errors import FleetscopeError
 from fleetscope.settings import Settings
+from sim.truth import AnomalyEvent, FrameTruth
 from streams import topics
 from streams.producer import FleetProducer
 from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
@@ -63,8 +67,8 @@ class Summary:
         types = ", ".join(f"{k} {v}" for k, v in sorted(self.alert_types.items())) or "none"
         return "\n".join(
             [
-                "fleetscope demo summary (simulated fleet, synthetic data; SA-CLIP briefly fine-tuned on"
-                " simulator frames, ST-CLIP and scene graph untrained)",
+                "fleetscope demo summary (simulated fleet, synthetic data; the shipped models, trained on"
+                " simulator frames: models/README.md)",
                 f"  vehicles                 {self.vehicles} (stream at {self.speed:g}x real time; 0 = unpaced)",
                 f"  frames produced          {self.frames_produced}  (showing an anomaly: {self.true_anomaly_frames})",
                 f"  frames processed         {self.frames_processed}",
@@ -85,10 +89,17 @@ class Summary:
         )
 
 
-def produce(
-    settings: Settings, vehicles: int, duration_s: int, seed: int, speed: float
-) -> tuple[Summary, set[str], list[str]]:
-    """Stream the simulated fleet plus deliberate bad input; return the summary so far and the ids sent.
+@dataclass(frozen=True)
+class RunTruth:
+    """What the simulator knows about one demo stream: every intact frame sent, and who saw which incident."""
+
+    frames: dict[str, FrameTruth]  # by frame id; the frames corrupted on purpose are not here
+    events: list[AnomalyEvent]
+    vehicle_ids: list[str]
+
+
+def produce(settings: Settings, vehicles: int, duration_s: int, seed: int, speed: float) -> tuple[Summary, RunTruth]:
+    """Stream the simulated fleet plus deliberate bad input; return the summary so far and the truth of what was sent.
 
     ``speed`` is simulated seconds per wall second (0 = as fast as possible).
     """
@@ -126,8 +137,12 @@ def produce(
         gps_produced=done.gps + 1,
         true_anomaly_frames=sum(1 for f in done.frames if f.anomaly and f.frame_id not in corrupted),
     )
-    frame_ids = {f.frame_id for f in done.frames} - corrupted
-    return summary, frame_ids, sorted({v.vehicle_id for v in world.vehicles})
+    truth = RunTruth(
+        frames={f.frame_id: f for f in done.frames if f.frame_id not in corrupted},
+        events=list(world.events),
+        vehicle_ids=sorted({v.vehicle_id for v in world.vehicles}),
+    )
+    return summary, truth
 
 
 def collect(
@@ -198,10 +213,13 @@ def collect(
         summary.frames_per_s = len(latencies) / max(last_scene - first_produced, 1e-6)
 
 
-def count_outputs(
-    settings: Settings, summary: Summary, frame_ids: set[str], vehicle_ids: list[str], timeout_s: float
-) -> None:
-    """Count this run's rows in PostgreSQL, once every processed frame is there (bounded wait)."""
+def count_outputs(settings: Settings, summary: Summary, truth: RunTruth, since: datetime, timeout_s: float) -> None:
+    """Count this run's rows in PostgreSQL, once every processed frame is there (bounded wait).
+
+    Rows count when this run wrote them (``updated_at`` since it started), so that a database kept from
+    earlier runs does not inflate the figures.
+    """
+    frame_ids = sorted(truth.frames)
     engine = sa.create_engine(settings.postgres.url("psycopg"))
     deadline = time.monotonic() + timeout_s
     try:
@@ -210,7 +228,7 @@ def count_outputs(
                 stored = conn.execute(
                     sa.select(sa.func.count())
                     .select_from(frame_observations)
-                    .where(frame_observations.c.frame_id.in_(sorted(frame_ids)))
+                    .where(frame_observations.c.frame_id.in_(frame_ids))
                 ).scalar_one()
                 conn.rollback()
                 if stored >= summary.frames_processed or time.monotonic() > deadline:
@@ -218,31 +236,96 @@ def count_outputs(
                 time.sleep(0.5)
             rows = conn.execute(
                 sa.select(alerts.c.type, sa.func.count())
-                .where(alerts.c.vehicle_id.in_(vehicle_ids))
+                .where(alerts.c.vehicle_id.in_(truth.vehicle_ids), alerts.c.updated_at >= since)
                 .group_by(alerts.c.type)
             ).all()
             summary.alert_types = {t: n for t, n in rows}
             summary.alerts = sum(summary.alert_types.values())
             summary.road_condition_rows = conn.execute(
-                sa.select(sa.func.count()).select_from(road_conditions).where(road_conditions.c.window_start >= START)
+                sa.select(sa.func.count())
+                .select_from(road_conditions)
+                .where(road_conditions.c.window_start >= START, road_conditions.c.updated_at >= since)
             ).scalar_one()
             summary.segment_condition_rows = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(segment_road_conditions)
-                .where(segment_road_conditions.c.window_start >= START)
+                .where(segment_road_conditions.c.window_start >= START, segment_road_conditions.c.updated_at >= since)
             ).scalar_one()
             summary.frames_on_segment = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(frame_observations)
-                .where(
-                    frame_observations.c.frame_id.in_(sorted(frame_ids)), frame_observations.c.segment_id.is_not(None)
-                )
+                .where(frame_observations.c.frame_id.in_(frame_ids), frame_observations.c.segment_id.is_not(None))
             ).scalar_one()
             summary.segment_stats_rows = conn.execute(
-                sa.select(sa.func.count()).select_from(segment_stats).where(segment_stats.c.window_start >= START)
+                sa.select(sa.func.count())
+                .select_from(segment_stats)
+                .where(segment_stats.c.window_start >= START, segment_stats.c.updated_at >= since)
             ).scalar_one()
     finally:
         engine.dispose()
+
+
+@dataclass
+class Evaluation:
+    """A demo run scored against the simulator's truth."""
+
+    alerts: AlertReport
+    conditions: ConditionReport
+
+    def text(self) -> str:
+        return self.alerts.text() + "\n" + self.conditions.text()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "alerts": {
+                name: asdict(s) | {"precision": s.precision, "recall": s.recall, "median_latency_s": s.median_latency_s}
+                for name, s in self.alerts.by_type.items()
+            },
+            "conditions": asdict(self.conditions),
+        }
+
+
+def evaluate(settings: Settings, truth: RunTruth, since: datetime) -> Evaluation:
+    """Score this run's alerts and road-condition rows in PostgreSQL against the truth of what was sent."""
+    processed: dict[str, FrameTruth] = {}
+    engine = sa.create_engine(settings.postgres.url("psycopg"))
+    try:
+        with engine.connect() as conn:
+            observations = [
+                FrameObservation(r.frame_id, r.segment_id, r.captured_at, r.aspects)
+                for r in conn.execute(
+                    sa.select(
+                        frame_observations.c.frame_id,
+                        frame_observations.c.segment_id,
+                        frame_observations.c.captured_at,
+                        frame_observations.c.aspects,
+                    ).where(frame_observations.c.frame_id.in_(sorted(truth.frames)))
+                )
+            ]
+            processed = {o.frame_id: truth.frames[o.frame_id] for o in observations}
+            raised = [
+                RaisedAlert(r.alert_id, r.type, tuple(r.frame_ids))
+                for r in conn.execute(
+                    sa.select(alerts.c.alert_id, alerts.c.type, alerts.c.frame_ids).where(
+                        alerts.c.vehicle_id.in_(truth.vehicle_ids), alerts.c.updated_at >= since
+                    )
+                )
+            ]
+            rows = [
+                ConditionRow(r.segment_id, r.window_start, r.window_seconds, r.aspects)
+                for r in conn.execute(
+                    sa.select(segment_road_conditions).where(
+                        segment_road_conditions.c.window_start >= START, segment_road_conditions.c.updated_at >= since
+                    )
+                )
+            ]
+    finally:
+        engine.dispose()
+    k = {rule.type: rule.persistence.k for rule in load_rules(settings.worker.alert_rules).rules}
+    return Evaluation(
+        alerts=score_alerts(raised, processed, truth.events, k),
+        conditions=score_conditions(observations, rows, processed),
+    )
 
 
 def run(
@@ -253,26 +336,30 @@ def run(
     timeout_s: float = 600,
     speed: float = 5.0,
     progress: Callable[[str], None] = print,
-) -> Summary:
-    """Run the demo on an already started stack and return its summary."""
+    score: bool = False,
+) -> tuple[Summary, Evaluation | None]:
+    """Run the demo on an already started stack; return its summary and, with ``score``, its evaluation."""
     t0 = time.monotonic()
     since = datetime.now(timezone.utc)
     pace = f"at {speed:g}x real time" if speed > 0 else "as fast as possible"
     progress(f"producing {duration_s} s of a {vehicles}-vehicle fleet {pace} ...")
-    summary, frame_ids, vehicle_ids = produce(settings, vehicles, duration_s, seed, speed)
+    summary, truth = produce(settings, vehicles, duration_s, seed, speed)
     progress(
         f"produced {summary.frames_produced} frames and {summary.gps_produced} GPS fixes; waiting for the pipeline"
     )
-    collect(settings, summary, frame_ids, since, timeout_s, progress)
+    collect(settings, summary, set(truth.frames), since, timeout_s, progress)
     if not summary.complete:
         raise FleetscopeError(
             f"timed out after {timeout_s:.0f}s with {summary.frames_processed + summary.frame_dead_letters}"
             f"/{summary.frames_produced} frames accounted for; see the worker log in {settings.stack.run_dir / 'logs'}"
         )
-    count_outputs(settings, summary, frame_ids, vehicle_ids, timeout_s=60)
+    count_outputs(settings, summary, truth, since, timeout_s=60)
     summary.wall_s = time.monotonic() - t0
-    return summary
+    return summary, evaluate(settings, truth, since) if score else None
 
 
-def as_json(summary: Summary) -> str:
-    return json.dumps(asdict(summary), sort_keys=True)
+def as_json(summary: Summary, evaluation: Evaluation | None = None) -> str:
+    out: dict[str, object] = asdict(summary)
+    if evaluation is not None:
+        out["evaluation"] = evaluation.as_dict()
+    return json.dumps(out, sort_keys=True)

@@ -19,7 +19,7 @@ def test_demo_json_summary_accounts_for_every_frame(tmp_path):
     # every frame raises an alert, so the demo's alert output is checked whatever the models score.
     env["FLEETSCOPE_WORKER__ALERT_RULES"] = str(EVERY_FRAME_RULES)
     out = subprocess.run(
-        [sys.executable, "-m", "fleetscope", "demo", "--json", "--duration", "20", "--speed", "0"],
+        [sys.executable, "-m", "fleetscope", "demo", "--json", "--evaluate", "--duration", "20", "--speed", "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -37,3 +37,11 @@ def test_demo_json_summary_accounts_for_every_frame(tmp_path):
     assert summary["frames_on_segment"] >= summary["frames_processed"] / 2
     assert summary["segment_stats_rows"] >= 1
     assert summary["frames_per_s"] > 0 and 0 < summary["latency_p50_s"] <= summary["latency_p99_s"]
+    # Scored against the simulator's truth: the same alerts and frames as the summary counts.
+    scored = summary["evaluation"]
+    assert sum(s["alerts"] for s in scored["alerts"].values()) == summary["alerts"]
+    assert all(s["correct"] <= s["alerts"] and s["detected"] <= s["incidents"] for s in scored["alerts"].values())
+    assert sum(s["incidents"] for s in scored["alerts"].values()) >= 1, "an incident in view of a processed frame"
+    assert scored["conditions"]["frames"] == summary["frames_processed"]
+    assert scored["conditions"]["rows"] >= 1
+    assert all(0 <= a <= 1 for a in scored["conditions"]["frame_accuracy"].values())
