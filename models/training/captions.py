@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 
 from models.vocab import ASPECT_PHRASES
+from sim.local_scene import INCIDENT_TRACKS
 from sim.truth import FrameTruth, ObjectTruth
 
 ZERO_SHOT_TEMPLATE = "a dashcam photo of {}."
@@ -101,22 +102,43 @@ def relation_captions(frame: FrameTruth) -> list[tuple[str, str]]:
     """Every true relation sentence of the frame with one hard negative each: [(true, false)].
 
     The negative is the first of these that is false of the frame: subject and object swapped (or
-    the predicate flipped), the motion or place flipped, then another object class.
+    the predicate flipped), the motion or place flipped, then another object class. A vehicle with
+    hazard lights standing on our side, when nothing collides, gets "a car collides with a car" as its
+    negative: the one difference between a stopped vehicle and a crash the model must learn.
     """
+    return sorted((true, negative) for true, (negative, _) in _caption_pairs(frame).items())
+
+
+def incident_captions(frame: FrameTruth) -> list[tuple[str, str]]:
+    """The relation captions (with their negatives) that are about the frame's incident objects."""
+    return sorted((true, negative) for true, (negative, incident) in _caption_pairs(frame).items() if incident)
+
+
+def _caption_pairs(frame: FrameTruth) -> dict[str, tuple[str, bool]]:
+    """true sentence -> (its hard negative, whether the sentence is about an incident object)."""
     by_track = {o.track_id: o for o in frame.objects}
-    triplets = {(by_track[s].cls, p, by_track[o].cls) for s, p, o in frame.relations if s in by_track and o in by_track}
-    facts = {(noun(o), place(o, frame), motion(o)) for o in frame.objects if o.cls != "traffic light"}
+    triplets: dict[tuple[str, str, str], bool] = {}
+    for subject, predicate, obj in frame.relations:
+        if subject in by_track and obj in by_track:
+            key = (by_track[subject].cls, predicate, by_track[obj].cls)
+            triplets[key] = triplets.get(key, False) or _incident(subject) or _incident(obj)
+    facts: dict[tuple[str, str, str], bool] = {}
+    for thing in frame.objects:
+        if thing.cls != "traffic light":
+            fact = (noun(thing), place(thing, frame), motion(thing))
+            facts[fact] = facts.get(fact, False) or _incident(thing.track_id)
+    collides = any(p == "collides with" for _, p, _ in triplets)
 
     def is_true(n: str, where: str, how: str | None) -> bool:
         return any(f[0] == n and f[1] == where and how in (None, f[2]) for f in facts)
 
-    pairs: dict[str, str] = {}
-    for s, p, o in sorted(triplets):
+    pairs: dict[str, tuple[str, bool]] = {}
+    for (s, p, o), incident in sorted(triplets.items()):
         options = [(o, p, s), (s, FLIPPED[p], o), *((c, p, o) for c in NOUNS if c != s)]
         negative = next((t for t in options if t not in triplets), None)
         if negative is not None:
-            pairs[triplet_caption(s, p, o)] = triplet_caption(*negative)
-    for n, where, how in sorted(facts):
+            pairs[triplet_caption(s, p, o)] = (triplet_caption(*negative), incident)
+    for (n, where, how), incident in sorted(facts.items()):
         others = [(c, where) for c in NOUNS if c != n]
         ego_options: dict[tuple[str, str, str | None], list[tuple[str, str, str | None]]] = {
             (n, where, None): [(n, OTHER_PLACE[where], None), *((c, w, None) for c, w in others)],
@@ -129,12 +151,19 @@ def relation_captions(frame: FrameTruth) -> list[tuple[str, str]]:
         for (cn, cw, ch), candidates in ego_options.items():
             if cn.startswith("obstacle") and ch is not None:
                 continue  # obstacles do not move: their captions say only where they are
+            if ch == STANDING and cw == OUR_SIDE and cn.endswith("hazard lights") and not collides:
+                pairs[ego_caption(cn, cw, ch)] = (triplet_caption("car", "collides with", "car"), incident)
+                continue
             negative_ego = next((t for t in candidates if not is_true(*t)), None)
             if negative_ego is not None:
-                pairs[ego_caption(cn, cw, ch)] = ego_caption(*negative_ego)
+                pairs[ego_caption(cn, cw, ch)] = (ego_caption(*negative_ego), incident)
     if not any(w == OUR_SIDE for _, w, _ in facts):
-        pairs[CLEAR_ROAD] = ego_caption("car", OUR_SIDE, None)
-    return sorted(pairs.items())
+        pairs[CLEAR_ROAD] = (ego_caption("car", OUR_SIDE, None), False)
+    return pairs
+
+
+def _incident(track_id: int) -> bool:
+    return track_id >= INCIDENT_TRACKS
 
 
 def alt_text(frame: FrameTruth, rng: random.Random, facts: int = 3) -> str:

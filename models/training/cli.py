@@ -15,6 +15,7 @@ from fleetscope.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from models.clip_backbone import BaseClip
+    from models.training.dataset import FrameSet
 
 WEIGHTS_DIR = REPO_ROOT / "models" / "weights"
 
@@ -66,7 +67,7 @@ def train_clip(
 
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
     from models.clip_backbone import BaseClip, create_clip
-    from models.training.clip_training import finetune_sa_clip, fresh_copy, pretrain_clip
+    from models.training.clip_training import pretrain_clip
     from models.training.dataset import (
         BENCHMARK_FRAMES,
         BENCHMARK_SEED,
@@ -95,14 +96,47 @@ def train_clip(
     )
     _log(f"wrote {backbone}  ({backbone.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
 
-    sa = finetune_sa_clip(fresh_copy(base), corpus, steps=sa_steps, seed=seed, log=_log)
-    sa_path = save_checkpoint(
-        sa, "sa_clip", out / "sa_clip.pt", {**common, "trained": True, "origin": f"SA-CLIP on {origin}"}, half=True
-    )
-    _log(f"wrote {sa_path}  ({sa_path.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
+    _train_sa_clip(base, corpus, out, sa_steps, origin, common)
 
     _train_st_clip(base, backbone, out, int(shots), seed, common)
     _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
+
+
+@train.command("sa-clip")
+@weights_dir_option("--out", "folder with the base CLIP (base_clip.pt); sa_clip.pt is written there")
+@click.option("--seed", default=0, show_default=True, help="seed of batch order and caption choice")
+@click.option("--steps", default=400, show_default=True, help="fine-tuning steps (batch 64)")
+def train_sa_clip(out: Path, seed: int, steps: int) -> None:
+    """SA-CLIP alone: fine-tune the base CLIP in OUT on relation captions with hard negatives.
+
+    Reads the simulator corpus (seed 101, exported on first use). Takes about six minutes.
+    """
+    import torch
+
+    from models.checkpoints import BACKBONE_FILE, load_checkpoint
+    from models.clip_backbone import BaseClip
+    from models.training.dataset import CORPUS_FRAMES, CORPUS_SEED, ensure_export, load_frames
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    t0 = time.monotonic()
+    base = load_checkpoint(out / BACKBONE_FILE)
+    assert isinstance(base, BaseClip)
+    corpus = load_frames(ensure_export(CORPUS_SEED, CORPUS_FRAMES), base.image_cfg.size)
+    common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": base.arch}
+    _train_sa_clip(base, corpus, out, steps, f"the shipped {BACKBONE_FILE}", common)
+    _log(f"wall time {time.monotonic() - t0:.0f}s")
+
+
+def _train_sa_clip(
+    base: BaseClip, corpus: FrameSet, out: Path, steps: int, origin: str, common: dict[str, Any]
+) -> None:
+    from models.checkpoints import save_checkpoint
+    from models.training.clip_training import finetune_sa_clip, fresh_copy
+
+    sa = finetune_sa_clip(fresh_copy(base), corpus, steps=steps, seed=common["seed"], log=_log)
+    meta = {**common, "trained": True, "steps": steps, "origin": f"SA-CLIP on {origin}"}
+    path = save_checkpoint(sa, "sa_clip", out / "sa_clip.pt", meta, half=True)
+    _log(f"wrote {path}  ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 @train.command("st-clip")

@@ -21,7 +21,7 @@ from torch.nn import functional as F
 
 from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, create_clip, tokenize
 from models.sa_clip import SAClip
-from models.training.captions import ZERO_SHOT_TEMPLATE, alt_text, relation_captions
+from models.training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions
 from models.training.dataset import FrameSet
 from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
 
@@ -121,25 +121,43 @@ def finetune_sa_clip(
     steps: int = 400,
     batch: int = 64,
     lr: float = 1e-4,
+    incident_share: float = 0.25,
     seed: int = 0,
     log: Log = print,
 ) -> SAClip:
-    """SA-CLIP: fine-tune the whole of ``base`` on relation captions with hard negatives (NegCLIP-style loss)."""
+    """SA-CLIP: fine-tune the whole of ``base`` on relation captions with hard negatives (NegCLIP-style loss).
+
+    Incidents are rare and a frame has a dozen captions, so sampled uniformly the sentences that tell
+    one anomaly from another would make well under 1 % of the text seen. Frames showing an incident
+    make ``incident_share`` of each batch instead, and half of their captions are about the incident's
+    objects.
+    """
     torch.manual_seed(seed)
     rng = random.Random(seed)
     model = SAClip(base.clip, base.arch, base.image_cfg)
     clip = model.clip
     idx = np.array([i for i in corpus.split("train", "val") if relation_captions(corpus.truth[i])])
     captions = {int(i): relation_captions(corpus.truth[i]) for i in idx}
-    log(f"fine-tuning SA-CLIP on {len(idx)} corpus frames with relation captions and hard negatives")
+    about_incident = {int(i): c for i in idx if (c := incident_captions(corpus.truth[i]))}
+    incident = torch.tensor([float(int(i) in about_incident) for i in idx])
+    weights = incident * incident_share / max(1.0, float(incident.sum())) + (1 - incident) * (1 - incident_share) / max(
+        1.0, float((1 - incident).sum())
+    )
+    log(
+        f"fine-tuning SA-CLIP on {len(idx)} corpus frames with relation captions and hard negatives"
+        f" ({len(about_incident)} show an incident: {incident_share:.0%} of each batch)"
+    )
     opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     t0 = time.monotonic()
     for step in range(1, steps + 1):
         _schedule(opt, step, steps, lr, warmup=min(50, steps // 10 + 1))
-        rows = idx[torch.randint(0, len(idx), (batch,), generator=gen).numpy()]
-        pairs = [rng.choice(captions[int(i)]) for i in rows]
+        rows = idx[torch.multinomial(weights, batch, replacement=True, generator=gen).numpy()]
+        pairs = [
+            rng.choice(about_incident[int(i)] if int(i) in about_incident and rng.random() < 0.5 else captions[int(i)])
+            for i in rows
+        ]
         texts = tokenize(base.arch, [p for p, _ in pairs] + [n for _, n in pairs])
         image = F.normalize(clip.encode_image(corpus.images(rows, base.image_cfg)), dim=-1)
         text = F.normalize(clip.encode_text(texts), dim=-1)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from models.training.captions import relation_captions
+from models.training.captions import incident_captions, relation_captions
 from models.vocab import ANOMALY_PROMPTS, ST_CONTEXT_FIELDS
 from sim.export import ExportConfig, episode_worlds
 from sim.publish import gps_message
@@ -41,6 +41,22 @@ def test_every_hard_negative_is_false_of_its_frame_and_every_caption_true(datase
             assert negative not in true, (frame.frame_id, negative)
         checked += len(pairs)
     assert checked > 10 * len(dataset_frames)
+
+
+def test_incident_captions_contrast_a_stopped_vehicle_with_a_collision(dataset_frames) -> None:
+    collides = ANOMALY_PROMPTS["collision"]
+    by_type: dict[str | None, list[FrameTruth]] = {}
+    for frame in dataset_frames:
+        by_type.setdefault(frame.anomaly, []).append(frame)
+    assert by_type.get("stopped_vehicle"), "8 dataset episodes show a stopped vehicle"
+    for frame in by_type["stopped_vehicle"]:
+        about = incident_captions(frame)
+        assert set(about) <= set(relation_captions(frame))
+        standing = [n for t, n in about if t.endswith("with hazard lights is standing on our side of the road")]
+        assert standing == [collides], frame.frame_id
+    for frame in by_type.get("collision", []):
+        assert collides in {t for t, _ in incident_captions(frame)}, frame.frame_id
+    assert not any(incident_captions(f) for f in by_type[None])
 
 
 def test_held_out_anomaly_prompts_are_never_true_of_a_training_frame(dataset_frames) -> None:
