@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fleetscope.errors import ConfigError
-from models.vocab import ANOMALY_TYPES, PREDICATES
-from streams.schema import KinematicEvent, Scene
+from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES, PREDICATES
+from streams.schema import AnomalyResult, KinematicEvent, Scene
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 KINEMATIC_EVENTS: tuple[str, ...] = get_args(KinematicEvent.model_fields["type"].annotation)
@@ -27,16 +27,39 @@ class _Strict(BaseModel):
 
 
 class AnomalyCondition(_Strict):
-    """SA-CLIP: the most probable anomalous relation is ``type`` and the anomalous mass is at least ``min_score``."""
+    """SA-CLIP: the frame shows anomaly ``type`` with at least ``min_score``.
+
+    Alone, ``type`` must be the most probable anomalous relation and ``min_score`` applies to the whole
+    anomalous probability mass. With ``grouped_with``, the type's relation and those look-alikes (a
+    crash is also a car standing with hazard lights) are scored together: their summed probability
+    must reach ``min_score`` and the type's own share of that sum ``min_share``.
+    """
 
     type: str
     min_score: float = Field(ge=0, le=1)
+    grouped_with: tuple[str, ...] = ()
+    min_share: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _known(self) -> AnomalyCondition:
-        if self.type not in ANOMALY_TYPES:
-            raise ValueError(f"anomaly type {self.type!r} is not one of {', '.join(ANOMALY_TYPES)}")
+        for name in (self.type, *self.grouped_with):
+            if name not in ANOMALY_TYPES:
+                raise ValueError(f"anomaly type {name!r} is not one of {', '.join(ANOMALY_TYPES)}")
+        if self.type in self.grouped_with:
+            raise ValueError(f"grouped_with repeats the condition's own type {self.type!r}")
+        if self.min_share and not self.grouped_with:
+            raise ValueError("min_share needs grouped_with (the share is of the group's probability)")
         return self
+
+    def score(self, anomaly: AnomalyResult) -> float | None:
+        """The frame's score under this condition, or None when it does not hold."""
+        if not self.grouped_with:
+            ok = anomaly.type == self.type and anomaly.score >= self.min_score
+            return anomaly.score if ok else None
+        own = anomaly.relation_scores.get(ANOMALY_PROMPTS[self.type], 0.0)
+        group = own + sum(anomaly.relation_scores.get(ANOMALY_PROMPTS[t], 0.0) for t in self.grouped_with)
+        ok = group >= self.min_score and group > 0 and own / group >= self.min_share
+        return group if ok else None
 
 
 class TripletCondition(_Strict):
@@ -81,9 +104,7 @@ class Condition(_Strict):
     def score(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> float | None:
         """The frame's score under this condition, or None when it does not hold."""
         if self.anomaly is not None:
-            a = scene.anomaly
-            ok = a.type == self.anomaly.type and a.score >= self.anomaly.min_score
-            return a.score if ok else None
+            return self.anomaly.score(scene.anomaly)
         if self.kinematic is not None:
             scores = [e.score for e in events if e.type == self.kinematic.event]
             best = max(scores, default=-1.0)

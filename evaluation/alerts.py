@@ -6,14 +6,16 @@ fleet camera saw cannot be detected), and is *detected* when a correct alert of 
 of its frames. Detection latency is simulated time from the first moment a fleet camera had the
 incident in view to the capture time of the frame at which the alert fired: the k-th matching frame
 of one vehicle, k being the rule's persistence. Alert types the simulator has no truth for
-(hard_braking, closing_fast) are counted but not scored.
+(hard_braking, closing_fast) are counted but not scored. The "any type" row asks only whether an
+alert of an anomaly type stood on some incident (alerts and incidents of every scored type), which
+separates finding incidents from naming their type.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,6 +60,7 @@ class AlertReport:
     """Figures per alert type; ``scored`` types have simulator truth."""
 
     by_type: dict[str, TypeScore]
+    any_type: TypeScore
     scored: tuple[str, ...] = ANOMALY_TYPES
 
     def text(self) -> str:
@@ -69,8 +72,9 @@ class AlertReport:
             f"  {'type':<20} {'alerts':>6} {'correct':>7} {'precision':>9} {'incidents':>9} {'detected':>8}"
             f" {'recall':>6} {'median latency':>14}",
         ]
-        for name, s in sorted(self.by_type.items(), key=lambda kv: (kv[0] not in self.scored, kv[0])):
-            if name in self.scored:
+        rows = sorted(self.by_type.items(), key=lambda kv: (kv[0] not in self.scored, kv[0]))
+        for name, s in [*rows[: len(self.scored)], ("(any type)", self.any_type), *rows[len(self.scored) :]]:
+            if name in self.scored or name == "(any type)":
                 lines.append(
                     f"  {name:<20} {s.alerts:>6} {s.correct:>7} {fmt(s.precision):>9} {s.incidents:>9}"
                     f" {s.detected:>8} {fmt(s.recall):>6} {fmt(s.median_latency_s, '.1f'):>12} s"
@@ -87,35 +91,46 @@ def score_alerts(
     persistence_k: Mapping[str, int],
 ) -> AlertReport:
     """Score ``alerts`` against the truth of the processed ``frames`` (by frame id) and the run's ``events``."""
-    scores = {name: TypeScore() for name in ANOMALY_TYPES}  # every scored type gets a row
-    seen: dict[str, str] = {}  # incident id -> type
-    for f in frames.values():
-        if f.incident_id is not None and f.anomaly is not None:
-            seen[f.incident_id] = f.anomaly
-    for incident_type in seen.values():
-        scores[incident_type].incidents += 1
+    seen = {f.incident_id: f.anomaly for f in frames.values() if f.incident_id is not None and f.anomaly is not None}
     in_view: dict[str, datetime] = {}
     for e in events:
         in_view[e.incident_id] = min(in_view.get(e.incident_id, e.start), e.start)
+    scores = {name: TypeScore() for name in ANOMALY_TYPES}  # every scored type gets a row
+    any_type = TypeScore(incidents=len(seen))
+    for incident_type in seen.values():
+        scores[incident_type].incidents += 1
 
-    fired: dict[str, datetime] = {}  # detected incident id -> earliest firing
+    fired: dict[str, datetime] = {}  # incident id -> earliest firing of an alert of its type
+    fired_any: dict[str, datetime] = {}  # incident id -> earliest firing of an alert of any anomaly type
     for alert in alerts:
         score = scores.setdefault(alert.type, TypeScore())
         score.alerts += 1
-        shown = [frames[i] for i in alert.frame_ids if i in frames]
-        hits = {f.incident_id for f in shown if f.anomaly == alert.type and f.incident_id is not None}
-        if not hits:
+        if alert.type not in ANOMALY_TYPES:
             continue
-        score.correct += 1
+        any_type.alerts += 1
+        shown = [frames[i] for i in alert.frame_ids if i in frames]
+        on_incidents = {f.incident_id: f.anomaly for f in shown if f.incident_id is not None}
+        if not on_incidents:
+            continue
         at = firing_time(shown, persistence_k.get(alert.type, 1))
-        for incident_id in hits:
-            fired[incident_id] = min(fired.get(incident_id, at), at)
-    for incident_id, at in fired.items():
-        score = scores[seen[incident_id]]
-        score.detected += 1
-        if incident_id in in_view:
-            score.latencies_s.append((at - in_view[incident_id]).total_seconds())
-    return AlertReport(scores)
+        any_type.correct += 1
+        _earliest(fired_any, on_incidents, at)
+        typed = [i for i, t in on_incidents.items() if t == alert.type]
+        if typed:
+            score.correct += 1
+            _earliest(fired, typed, at)
+    for found, counter_of in ((fired, lambda i: scores[seen[i]]), (fired_any, lambda i: any_type)):
+        for incident_id, at in found.items():
+            counter = counter_of(incident_id)
+            counter.detected += 1
+            if incident_id in in_view:
+                counter.latencies_s.append((at - in_view[incident_id]).total_seconds())
+    return AlertReport(scores, any_type)
+
+
+def _earliest(found: dict[str, datetime], incident_ids: Iterable[str], at: datetime) -> None:
+    for incident_id in incident_ids:
+        found[incident_id] = min(found.get(incident_id, at), at)
 
 
 def firing_time(frames: Sequence[FrameTruth], k: int) -> datetime:

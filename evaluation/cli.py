@@ -99,3 +99,44 @@ def scene_graph(weights: Path, out: Path) -> None:
     out.write_text(text + "\n")
     click.echo(text)
     click.echo(f"\nwrote {out}")
+
+
+@evaluate.command("alert-rules")
+@weights_dir_option("--weights", "directory with sa_clip.pt", must_exist=True)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="alert rules to replay [default: the worker's, FLEETSCOPE_WORKER__ALERT_RULES]",
+)
+@click.option(
+    "--split",
+    "splits",
+    default="train,val",
+    show_default=True,
+    help="benchmark splits to replay (comma-separated); rules are tuned on train,val and checked on test",
+)
+def alert_rules(weights: Path, rules: Path | None, splits: str) -> None:
+    """Alert precision, recall and latency by type when the rules' SA-CLIP conditions are replayed on
+    the benchmark's frames through the worker's incident tracker (no stack needed; about a minute).
+    Triplet and kinematic conditions are left out: `fleetscope demo --evaluate` runs those."""
+    import torch
+
+    from alerts.rules import load_rules
+    from evaluation.alert_rules import replay_rules
+    from fleetscope.settings import get_settings
+    from models.checkpoints import load_checkpoint
+    from models.sa_clip import SAClip
+    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    worker = get_settings().worker
+    rule_set = load_rules(rules or worker.alert_rules)
+    sa = load_checkpoint(weights / "sa_clip.pt")
+    assert isinstance(sa, SAClip)
+    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), sa.image_cfg.size)
+    names = tuple(s.strip() for s in splits.split(","))
+    report = replay_rules(
+        sa, bench, bench.split(*names), rule_set, worker.alert_cooldown_s, log=lambda m: click.echo(m, err=True)
+    )
+    click.echo(f"benchmark splits {', '.join(names)}; SA-CLIP conditions of {rules or worker.alert_rules}")
+    click.echo(report.text())

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer
 
 from alerts.rules import load_rules
-from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
+from evaluation.alerts import AlertReport, RaisedAlert, TypeScore, score_alerts
 from evaluation.road_conditions import ConditionReport, ConditionRow, FrameObservation, score_conditions
 from fleetscope.errors import FleetscopeError
 from fleetscope.settings import Settings
@@ -276,11 +276,12 @@ class Evaluation:
         return self.alerts.text() + "\n" + self.conditions.text()
 
     def as_dict(self) -> dict[str, object]:
+        def figures(s: TypeScore) -> dict[str, object]:
+            return asdict(s) | {"precision": s.precision, "recall": s.recall, "median_latency_s": s.median_latency_s}
+
         return {
-            "alerts": {
-                name: asdict(s) | {"precision": s.precision, "recall": s.recall, "median_latency_s": s.median_latency_s}
-                for name, s in self.alerts.by_type.items()
-            },
+            "alerts": {name: figures(s) for name, s in self.alerts.by_type.items()},
+            "alerts_any_type": figures(self.alerts.any_type),
             "conditions": asdict(self.conditions),
         }
 

@@ -10,7 +10,7 @@ import pytest
 from alerts.incidents import IncidentTracker, alert_id
 from alerts.rules import DEFAULT_RULES, KINEMATIC_EVENTS, load_rules
 from fleetscope.errors import ConfigError
-from models.vocab import ANOMALY_TYPES
+from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES
 from streams.schema import AnomalyResult, AspectResult, KinematicEvent, Scene, SceneObject, Triplet
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
@@ -64,6 +64,8 @@ def test_the_shipped_rules_load_and_cover_every_anomaly_type_and_kinematic_event
         (RULES.replace("k: 2, n: 3", "k: 4, n: 3"), "k (4) cannot exceed n (3)"),
         (RULES.replace("critical: 0.9, major: 0.75", "critical: 0.7, major: 0.75"), "must not exceed critical"),
         (RULES + RULES.replace("rules:\n", ""), "repeated: collision"),
+        (RULES.replace("min_score: 0.6}", "min_score: 0.6, min_share: 0.5}"), "min_share needs grouped_with"),
+        (RULES.replace("min_score: 0.6}", "min_score: 0.6, grouped_with: [collision]}"), "repeats the condition's own"),
         ("rules: [", "not valid YAML"),
     ],
 )
@@ -71,6 +73,26 @@ def test_a_mistake_in_the_rules_file_fails_with_a_message_saying_what(tmp_path, 
     with pytest.raises(ConfigError, match="FLEETSCOPE_WORKER__ALERT_RULES") as err:
         load_rules(rules_file(tmp_path, mistake))
     assert message in str(err.value)
+
+
+def test_grouped_look_alike_relations_add_up_and_the_type_goes_by_its_share():
+    rules = load_rules(DEFAULT_RULES)
+    collision, stopped = (next(r for r in rules.rules if r.type == t) for t in ("collision", "stopped_vehicle"))
+
+    def frame(collides: float, standing: float) -> Scene:
+        relations = {ANOMALY_PROMPTS["collision"]: collides, ANOMALY_PROMPTS["stopped_vehicle"]: standing}
+        # The most probable anomalous relation is neither: only the group's sum and split count.
+        relations[ANOMALY_PROMPTS["obstacle"]] = 0.9
+        return scene(0).model_copy(
+            update={"anomaly": AnomalyResult(score=1.0, type="obstacle", relation_scores=relations)}
+        )
+
+    crash = frame(collides=0.3, standing=0.4)  # together 0.7, collision's share 0.43
+    assert collision.score(crash) == pytest.approx(0.7) and stopped.score(crash) is None
+    standstill = frame(collides=0.1, standing=0.6)  # together 0.7, collision's share 0.14
+    assert stopped.score(standstill) == pytest.approx(0.7) and collision.score(standstill) is None
+    faint = frame(collides=0.2, standing=0.2)  # together 0.4: below both rules' min_score
+    assert collision.score(faint) is None and stopped.score(faint) is None
 
 
 def test_a_missing_rules_file_names_the_path(tmp_path):

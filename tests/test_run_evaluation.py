@@ -74,6 +74,10 @@ def test_alerts_are_scored_by_their_evidence_frames_and_latency_counts_from_firs
     stopped = report.by_type["stopped_vehicle"]
     assert (stopped.alerts, stopped.incidents, stopped.recall, stopped.median_latency_s) == (0, 1, 0.0, None)
     assert report.by_type["obstacle"].precision == 0.0
+    # Whatever the type: the obstacle alert did stand on the stopped vehicle, 1 s after it came into view.
+    found = report.any_type
+    assert (found.alerts, found.correct, found.incidents, found.detected) == (3, 2, 2, 2)
+    assert sorted(found.latencies_s) == [1.0, 5.0]
     assert report.by_type["hard_braking"].alerts == 1
     text = report.text()
     assert "hard_braking" in text and "no ground truth" in text
