@@ -149,6 +149,37 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_good_input_keeps_flowing
     assert scene.frame_id == good.frame_id
 
 
+def test_a_scene_postgres_rejects_is_dead_lettered_alone_and_its_batch_is_stored(settings, producer, vehicle_id):
+    frame = make_frame(vehicle_id, 4)
+    producer.send_frame(frame)
+    producer.flush()
+    (scene,) = scenes_of(settings, {frame.frame_id}, 1)
+    # Valid for the schema, refused by PostgreSQL: JSONB cannot hold a NUL character.
+    label = scene.aspects["surface"].model_copy(update={"label": "dry\u0000"})
+    batch = [
+        scene.model_copy(
+            update={"frame_id": f"{frame.frame_id}-{n}", "captured_at": scene.captured_at + timedelta(seconds=n)}
+        )
+        for n in range(1, 4)
+    ]
+    batch[1] = batch[1].model_copy(update={"aspects": scene.aspects | {"surface": label}})
+    for s in batch:
+        producer.send_raw(topics.SCENES, vehicle_id, s.encode())
+    producer.flush()
+
+    (letter,) = [
+        decode(DeadLetter, r.value)
+        for r in read_until(settings, topics.DEADLETTER, lambda r: r.key == vehicle_id.encode(), 1)
+    ]
+    assert (letter.stage, letter.reason) == ("fusion", "sink_rejected")
+    assert decode(Scene, letter.payload).frame_id == batch[1].frame_id
+    good = [batch[0].frame_id, batch[2].frame_id]
+    rows = wait_rows(
+        settings, sa.select(frame_observations.c.frame_id).where(frame_observations.c.frame_id.in_(good)), 2
+    )
+    assert sorted(r.frame_id for r in rows) == good
+
+
 def metric_values(settings: Settings) -> dict[tuple[str, tuple], float]:
     import urllib.request
 

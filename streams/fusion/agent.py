@@ -5,8 +5,9 @@ kinematic events of each vehicle's tracked objects (``kinematics.events``): scen
 by vehicle, in order, so this is where a vehicle's frames can be tracked.
 
 A batch is written in one transaction. While PostgreSQL is unreachable the agent retries with
-backoff and holds the partition (backpressure: nothing is dropped); a batch PostgreSQL rejects for
-its content is dead-lettered scene by scene.
+backoff and holds the partition (backpressure: nothing is dropped). When PostgreSQL rejects a batch
+for its content, its scenes are written one by one, so that only the scene at fault is
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -49,14 +50,20 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
             rt.received(topics.SCENES, *events)
             scenes, scene_events = await decode_batch(rt, events, Scene, "fusion")
-            new_alerts = [a for s in scenes for a in incidents.observe(s, watch.observe(s).events)]
+            raised = [incidents.observe(s, watch.observe(s).events) for s in scenes]
             try:
-                merged = await write_with_retry(scenes, new_alerts)
+                merged = await write_with_retry(scenes, [a for alerts in raised for a in alerts])
             except DBAPIError as exc:
                 metrics.SINK_ERRORS.labels("transaction").inc()
-                for event in scene_events:
-                    await dead_letter(rt, event, "fusion", "sink_rejected", str(exc.orig))
-                continue
+                log.warning(
+                    "PostgreSQL rejected a batch of %d scenes (%s); writing them one by one", len(scenes), exc.orig
+                )
+                merged = []
+                for scene, event, alerts in zip(scenes, scene_events, raised, strict=True):
+                    try:
+                        merged += await write_with_retry([scene], alerts)
+                    except DBAPIError as one:
+                        await dead_letter(rt, event, "fusion", "sink_rejected", str(one.orig))
             for alert in merged:
                 await rt.send(topics.ALERTS, alert.alert_id, alert.encode())
                 metrics.ALERTS.labels(alert.type, alert.severity).inc()
