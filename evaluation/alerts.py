@@ -72,14 +72,14 @@ class AlertReport:
             f"  {'type':<20} {'alerts':>6} {'correct':>7} {'precision':>9} {'incidents':>9} {'detected':>8}"
             f" {'recall':>6} {'median latency':>14}",
         ]
-        rows = sorted(self.by_type.items(), key=lambda kv: (kv[0] not in self.scored, kv[0]))
-        for name, s in [*rows[: len(self.scored)], ("(any type)", self.any_type), *rows[len(self.scored) :]]:
-            if name in self.scored or name == "(any type)":
-                lines.append(
-                    f"  {name:<20} {s.alerts:>6} {s.correct:>7} {fmt(s.precision):>9} {s.incidents:>9}"
-                    f" {s.detected:>8} {fmt(s.recall):>6} {fmt(s.median_latency_s, '.1f'):>12} s"
-                )
-            else:
+        scored = [(name, self.by_type[name]) for name in sorted(self.scored)]
+        for name, s in [*scored, ("(any type)", self.any_type)]:
+            lines.append(
+                f"  {name:<20} {s.alerts:>6} {s.correct:>7} {fmt(s.precision):>9} {s.incidents:>9}"
+                f" {s.detected:>8} {fmt(s.recall):>6} {fmt(s.median_latency_s, '.1f'):>12} s"
+            )
+        for name, s in sorted(self.by_type.items()):
+            if name not in self.scored:
                 lines.append(f"  {name:<20} {s.alerts:>6}  (no ground truth in the simulator)")
         return "\n".join(lines)
 
