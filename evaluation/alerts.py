@@ -4,8 +4,9 @@ An alert is *correct* when at least one of its evidence frames truly shows an an
 type. An incident counts towards recall when at least one processed frame shows it (an incident no
 fleet camera saw cannot be detected), and is *detected* when a correct alert of its type holds one
 of its frames. Detection latency is simulated time from the first moment a fleet camera had the
-incident in view to the capture time of the frame at which the alert fired: the k-th matching frame
-of one vehicle, k being the rule's persistence. Alert types the simulator has no truth for
+incident in view to the capture time of the frame at which the alert fired (the k-th matching frame
+of one vehicle, k being the rule's persistence), or of the alert's first frame of the incident if
+that came later. Alert types the simulator has no truth for
 (hard_braking, closing_fast) are counted but not scored. The "any type" row asks only whether an
 alert of an anomaly type stood on some incident (alerts and incidents of every scored type), which
 separates finding incidents from naming their type.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -109,16 +110,22 @@ def score_alerts(
             continue
         any_type.alerts += 1
         shown = [frames[i] for i in alert.frame_ids if i in frames]
-        on_incidents = {f.incident_id: f.anomaly for f in shown if f.incident_id is not None}
-        if not on_incidents:
+        # An incident is detected when the alert has fired and holds a frame of it (an alert may
+        # have fired before, on other frames, and grown to include the incident).
+        fired_at = firing_time(shown, persistence_k.get(alert.type, 1)) if shown else None
+        detected_at: dict[str, datetime] = {}
+        for f in shown:
+            if f.incident_id is not None and fired_at is not None:
+                at = max(fired_at, f.captured_at)
+                detected_at[f.incident_id] = min(detected_at.get(f.incident_id, at), at)
+        if not detected_at:
             continue
-        at = firing_time(shown, persistence_k.get(alert.type, 1))
         any_type.correct += 1
-        _earliest(fired_any, on_incidents, at)
-        typed = [i for i, t in on_incidents.items() if t == alert.type]
+        _earliest(fired_any, detected_at)
+        typed = {i: at for i, at in detected_at.items() if seen.get(i) == alert.type}
         if typed:
             score.correct += 1
-            _earliest(fired, typed, at)
+            _earliest(fired, typed)
     for found, counter_of in ((fired, lambda i: scores[seen[i]]), (fired_any, lambda i: any_type)):
         for incident_id, at in found.items():
             counter = counter_of(incident_id)
@@ -128,8 +135,8 @@ def score_alerts(
     return AlertReport(scores, any_type)
 
 
-def _earliest(found: dict[str, datetime], incident_ids: Iterable[str], at: datetime) -> None:
-    for incident_id in incident_ids:
+def _earliest(found: dict[str, datetime], times: Mapping[str, datetime]) -> None:
+    for incident_id, at in times.items():
         found[incident_id] = min(found.get(incident_id, at), at)
 
 

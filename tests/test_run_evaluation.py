@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from alerts.rules import load_rules
+from evaluation.alert_rules import replay_rules
 from evaluation.alerts import RaisedAlert, score_alerts
 from evaluation.road_conditions import ConditionRow, FrameObservation, score_conditions
 from sim.truth import AnomalyEvent, FrameTruth
+from tests.conftest import EVERY_FRAME_RULES
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
 ASPECTS = {
@@ -111,3 +114,22 @@ def test_condition_rows_are_scored_against_the_frames_they_hold():
     assert report.frames == 4 and report.frame_accuracy["surface"] == 0.5
     assert report.frame_accuracy["congestion"] == 1.0
     assert report.rows == 2 and report.row_accuracy["surface"] == 0.5
+
+
+def test_rules_replayed_on_dataset_frames_find_every_incident_when_every_frame_alerts(tmp_path):
+    from models.checkpoints import load_checkpoint
+    from models.shipped import SHIPPED_DIR
+    from models.training.dataset import ensure_export, load_frames
+
+    sa = load_checkpoint(SHIPPED_DIR / "sa_clip.pt")
+    frames = load_frames(ensure_export(seed=5, frames=600, root=tmp_path / "dataset"), sa.image_cfg.size)
+    # These rules raise an alert of the most probable anomaly type on every frame, so every incident
+    # a frame shows must end up in some alert's evidence, whatever SA-CLIP scores.
+    report = replay_rules(sa, frames, frames.split("train", "val", "test"), load_rules(EVERY_FRAME_RULES), 60, print)
+
+    incidents = {f.incident_id for f in frames.truth if f.incident_id is not None}
+    assert len(incidents) >= 1, "600 dataset frames show an incident"
+    found = report.any_type
+    assert found.incidents == found.detected == len(incidents)
+    assert found.alerts == sum(s.alerts for s in report.by_type.values()) >= len(incidents)
+    assert all(0 <= latency <= 60 for latency in found.latencies_s)
