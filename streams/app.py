@@ -45,6 +45,10 @@ def create_app(settings: Settings) -> Runtime:
         broker_heartbeat_interval=2,
         producer_max_request_size=k.max_message_bytes,
         consumer_max_fetch_size=k.max_message_bytes,
+        # Faust takes every fetched record per poll by default; capping polls at 2,000 records (and
+        # map matching 2,000 fixes per batch) took `fleetscope bench gps` from about 3,600 to
+        # 4,600-5,400 fixes/s, measured side by side; the cap alone gave 4,200-4,400.
+        broker_max_poll_records=k.max_poll_records,
     )
     w = settings.worker
     rules = load_rules(w.alert_rules)
