@@ -20,8 +20,8 @@ from alerts.rules import RuleSet
 from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
 from models.sa_clip import SAClip
 from models.training.dataset import FrameSet
-from models.vocab import ANOMALY_TYPES, NORMAL_PROMPTS, RELATION_PROMPTS
 from sim.truth import AnomalyEvent
+from streams.inference.outputs import anomaly_result
 from streams.schema import AnomalyResult, Scene
 
 Log = Callable[[str], None]
@@ -33,16 +33,7 @@ def anomaly_results(sa: SAClip, frames: FrameSet, idx: np.ndarray, batch: int = 
     with torch.inference_mode():
         for start in range(0, len(idx), batch):
             scores, relations = sa(frames.images(idx[start : start + batch], sa.image_cfg))
-            for score, relation in zip(scores.tolist(), relations.numpy(), strict=True):
-                out.append(
-                    AnomalyResult(
-                        score=score,
-                        type=ANOMALY_TYPES[int(np.argmax(relation[len(NORMAL_PROMPTS) :]))],
-                        relation_scores={
-                            p: round(float(s), 5) for p, s in zip(RELATION_PROMPTS, relation, strict=True)
-                        },
-                    )
-                )
+            out += [anomaly_result(s, r) for s, r in zip(scores.tolist(), relations.numpy(), strict=True)]
     return out
 
 

@@ -288,7 +288,6 @@ class Evaluation:
 
 def evaluate(settings: Settings, truth: RunTruth, since: datetime) -> Evaluation:
     """Score this run's alerts and road-condition rows in PostgreSQL against the truth of what was sent."""
-    processed: dict[str, FrameTruth] = {}
     engine = sa.create_engine(settings.postgres.url("psycopg"))
     try:
         with engine.connect() as conn:

@@ -10,6 +10,15 @@ from streams.inference.triton_client import Outputs
 from streams.schema import AnomalyResult, AspectResult, EnrichedFrame, Scene, SceneObject, Triplet, utcnow
 
 
+def anomaly_result(score: float, relation_scores: np.ndarray) -> AnomalyResult:
+    """SA-CLIP's output for one frame: its anomaly score and its probability per relation prompt."""
+    return AnomalyResult(
+        score=score,
+        type=ANOMALY_TYPES[int(np.argmax(relation_scores[len(NORMAL_PROMPTS) :]))],
+        relation_scores={p: round(float(s), 5) for p, s in zip(RELATION_PROMPTS, relation_scores, strict=True)},
+    )
+
+
 def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs, object_threshold: float) -> Scene:
     """The scene of the ``i``-th frame of a batch."""
     aspects = {}
@@ -20,13 +29,7 @@ def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs
             probs={lab: round(float(p), 5) for lab, p in zip(labels, probs, strict=True)},
         )
 
-    relation = sa["RELATION_SCORES"][i]
-    anomalous = relation[len(NORMAL_PROMPTS) :]
-    anomaly = AnomalyResult(
-        score=float(sa["ANOMALY_SCORE"][i].reshape(-1)[0]),
-        type=ANOMALY_TYPES[int(np.argmax(anomalous))],
-        relation_scores={p: round(float(s), 5) for p, s in zip(RELATION_PROMPTS, relation, strict=True)},
-    )
+    anomaly = anomaly_result(float(sa["ANOMALY_SCORE"][i].reshape(-1)[0]), sa["RELATION_SCORES"][i])
 
     # Keep confident objects only; triplets must refer to kept objects (re-indexed).
     kept = [
