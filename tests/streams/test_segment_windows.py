@@ -54,6 +54,23 @@ def test_the_median_speed_of_a_crawling_queue_is_not_inflated_by_speed_noise(see
 
 
 @pytest.mark.parametrize("seed", range(5))
+def test_a_queue_clearing_from_the_front_keeps_its_crawl_median(seed):
+    # 16 vehicles crawl at 0.8 m/s and leave the queue one a second from t=26 s, speeding up to 2.4 m/s.
+    # Just over half of the minute's fixes crawl, so the true median sits at the top edge of the crawl:
+    # noise there moves a median of raw speeds to about 1.1 m/s (and the earlier smoothing to 0.92-0.96).
+    rng = np.random.default_rng(seed)
+    fixes = []
+    for v in range(16):
+        leaves = 26 + v
+        for t in range(60):
+            speed = 0.8 if t < leaves else min(2.4, 0.8 + 0.8 * (t - leaves))
+            fixes.append(observed(f"v{v}", t, max(0.0, speed + rng.normal(0, 0.3))))
+    median = window_stats("s", (0.0, 59.9), 60, merged({}, fixes)).median_speed_mps
+    assert median is not None
+    assert abs(median - 0.8) <= 0.1
+
+
+@pytest.mark.parametrize("seed", range(5))
 def test_smoothed_speeds_average_out_noise_but_follow_hard_braking(seed):
     truth = [15.0 if t < 30 else max(2.0, 15.0 - 6.0 * (t - 30)) for t in range(60)]
     rng = np.random.default_rng(seed)
