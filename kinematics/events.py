@@ -9,34 +9,24 @@
   score = its speed / 10 m/s (capped at 1).
 
 The fusion stage runs this because its input is keyed by vehicle: tracking needs each vehicle's
-frames in order, one worker at a time. A frame older than the vehicle's latest gets no motion.
+frames in order, one worker at a time. A frame older than the vehicle's latest is not tracked.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from kinematics.tracking import LinkedTriplet, VehicleTracker
+from kinematics.tracking import VehicleTracker
 from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
-from streams.schema import KinematicEvent, ObjectMotion, Scene
+from streams.schema import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet
 
 PATH_HALF_WIDTH_M = 1.8
 CLOSING_MIN_MPS = 5.0
 CLOSING_TTC_S = 4.0
 WRONG_WAY_MIN_MPS = 3.0
 VEHICLES = ("car", "truck", "bus")
-
-
-@dataclass(frozen=True)
-class SceneKinematics:
-    """What the kinematics add to one scene."""
-
-    motions: list[ObjectMotion]
-    events: list[KinematicEvent]
-    triplets: list[LinkedTriplet] = field(default_factory=list)  # the scene's triplets, linked over time by track
 
 
 class KinematicWatch:
@@ -46,14 +36,14 @@ class KinematicWatch:
         self.max_vehicles = max_vehicles
         self._vehicles: OrderedDict[str, VehicleTracker] = OrderedDict()
 
-    def observe(self, scene: Scene) -> SceneKinematics:
-        """Track ``scene``'s objects and name its kinematic events."""
+    def observe(self, scene: Scene) -> SceneKinematics | None:
+        """Track ``scene``'s objects and name its kinematic events; None for a frame older than its vehicle's latest."""
         tracker = self._vehicles.pop(scene.vehicle_id, None) or VehicleTracker()
         self._vehicles[scene.vehicle_id] = tracker
         while len(self._vehicles) > self.max_vehicles:
             self._vehicles.popitem(last=False)
         if tracker.last_at is not None and scene.captured_at <= tracker.last_at:
-            return SceneKinematics([], [])  # late or repeated: the tracks have moved on
+            return None  # late or repeated: the tracks have moved on
 
         speed = scene.gps.speed_mps if scene.gps else None
         heading = scene.gps.heading_deg if scene.gps else None
@@ -112,7 +102,17 @@ class KinematicWatch:
                     )
                 )
         linked = tracker.link(scene.captured_at, [(t.subject, t.predicate, t.object) for t in scene.triplets], tracked)
-        return SceneKinematics(motions, events, linked)
+        triplets = [
+            TrackedTriplet(
+                subject_track=t.subject_track,
+                predicate=t.predicate,
+                object_track=t.object_track,
+                start=t.start,
+                end=t.end,
+            )
+            for t in linked
+        ]
+        return SceneKinematics(objects=motions, triplets=triplets, events=events)
 
 
 def _round(value: float | None) -> float | None:

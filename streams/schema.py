@@ -219,8 +219,33 @@ class Triplet(BaseModel):
     score: float
 
 
+class TrackedTriplet(BaseModel):
+    """A triplet linked over the vehicle's frames by the track ids of its subject and object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    subject_track: int
+    predicate: str
+    object_track: int
+    start: AwareDatetime = Field(description="capture time of the first frame that showed it")
+    end: AwareDatetime = Field(description="capture time of the latest frame that showed it (this one)")
+
+
+class SceneKinematics(BaseModel):
+    """What the vehicle's tracker adds to a scene (``kinematics.events``), in the vehicle's frame order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    objects: list[ObjectMotion] = Field(description="the scene's objects on the ground, with track ids and motion")
+    triplets: list[TrackedTriplet] = Field(description="the scene's triplets between tracked objects")
+    events: list[KinematicEvent] = Field(description="hard braking, closing fast, wrong way")
+
+
 class Scene(Message):
-    """``fleet.scenes``: every model output for one frame."""
+    """Every model output for one frame; on ``fleet.scenes`` with the vehicle's tracks and kinematics too.
+
+    Inference writes it to the internal ``fleet.scenes.inferred`` without ``kinematics``; fusion, which
+    sees each vehicle's frames in order, tracks its objects, adds ``kinematics`` and publishes it to
+    ``fleet.scenes`` once it is in PostgreSQL.
+    """
 
     frame_id: Id
     vehicle_id: Id
@@ -232,6 +257,10 @@ class Scene(Message):
     anomaly: AnomalyResult
     objects: list[SceneObject]
     triplets: list[Triplet]
+    kinematics: SceneKinematics | None = Field(
+        None,
+        description="tracks and kinematic events; null before fusion, and for a frame older than its vehicle's latest",
+    )
     produced_at: AwareDatetime | None = None
     ingested_at: AwareDatetime
     inferred_at: AwareDatetime

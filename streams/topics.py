@@ -12,11 +12,12 @@ FRAMES = "fleet.frames"  # vehicle -> dashcam JPEG + camera calibration
 GPS = "fleet.gps"  # vehicle -> GPS fix
 FRAMES_ENRICHED = "fleet.frames.enriched"  # internal, segment -> validated frame + GPS fix + ST context
 SEGMENT_OBSERVATIONS = "fleet.segments.observations"  # internal, segment -> map-matched fixes
-SCENES = "fleet.scenes"  # per-frame model outputs
+SCENES_INFERRED = "fleet.scenes.inferred"  # internal, vehicle -> one frame's model outputs, not yet tracked
+SCENES = "fleet.scenes"  # vehicle -> one frame's model outputs with its tracks and kinematics, in capture order
 ALERTS = "fleet.alerts"  # alert_id -> incident (updates of one incident in order; compactable)
 DEADLETTER = "fleet.deadletter"  # anything that could not be processed, with its reason
 
-FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SEGMENT_OBSERVATIONS, SCENES, ALERTS, DEADLETTER)
+FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SEGMENT_OBSERVATIONS, SCENES_INFERRED, SCENES, ALERTS, DEADLETTER)
 
 SEGMENT_WINDOWS_TABLE = "segment-windows"  # Faust windowed table keyed by segment
 

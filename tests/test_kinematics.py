@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evaluation.scene_graph import ranked_triplets, recalled
-from kinematics.events import KinematicWatch, SceneKinematics
+from kinematics.events import KinematicWatch
 from kinematics.ground import ground_points, object_positions
 from kinematics.questions import answers
 from kinematics.tracking import VehicleTracker, direction_label
@@ -115,8 +115,9 @@ def test_kinematic_events_name_hard_braking_a_wrong_way_car_and_closing_fast_on_
     watch = KinematicWatch()
     # At 15 m/s: a car 60 m ahead in our lane coming towards us at 10 m/s; a parked car on the right.
     first = watch.observe(_scene(0, 15.0, [(60.0, 0.0), (40.0, -3.0)]))
-    assert first.events == [] and [m.speed_mps for m in first.motions] == [None, None]
+    assert first is not None and first.events == [] and [m.speed_mps for m in first.objects] == [None, None]
     second = watch.observe(_scene(2, 15.0, [(60.0 - 25 * 2, 0.2), (40.0 - 30, -3.0)]))
+    assert second is not None
     (wrong_way,) = [e for e in second.events if e.type == "wrong_way"]
     assert wrong_way.track_id == 1 and wrong_way.score == pytest.approx(1.0)
     (closing,) = [e for e in second.events if e.type == "closing_fast"]
@@ -124,10 +125,11 @@ def test_kinematic_events_name_hard_braking_a_wrong_way_car_and_closing_fast_on_
     assert not [e for e in second.events if e.track_id == 2]  # the parked car is not in our path
     # Then we brake from 15 to 3 m/s in 2 s (6 m/s²) towards a stopped car 20 m ahead.
     third = watch.observe(_scene(4, 3.0, [(20.0, 0.0)]))
+    assert third is not None
     (braking,) = [e for e in third.events if e.type == "hard_braking"]
     assert braking.track_id is None and braking.score == pytest.approx(6.0 / 8.0)
-    # A frame older than the newest is late: no motion, no events.
-    assert watch.observe(_scene(3, 15.0, [(30.0, 0.0)])) == SceneKinematics([], [])
+    # A frame older than the newest is late: it is not tracked.
+    assert watch.observe(_scene(3, 15.0, [(30.0, 0.0)])) is None
 
 
 def test_a_triplet_between_the_same_two_tracks_is_one_linked_triplet_with_a_start_and_an_end() -> None:
@@ -136,7 +138,8 @@ def test_a_triplet_between_the_same_two_tracks_is_one_linked_triplet_with_a_star
     for t in (0, 2, 4):
         scene = _scene(t, 10.0, objects)  # both keep their place ahead of us
         following = Triplet(subject=0, predicate="following", object=1, score=0.9)
-        linked = watch.observe(scene.model_copy(update={"triplets": [following]})).triplets
-    (triplet,) = linked
+        kinematics = watch.observe(scene.model_copy(update={"triplets": [following]}))
+        assert kinematics is not None
+    (triplet,) = kinematics.triplets
     assert (triplet.subject_track, triplet.predicate, triplet.object_track) == (1, "following", 2)
     assert (triplet.start, triplet.end) == (T0, T0 + timedelta(seconds=4))

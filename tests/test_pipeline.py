@@ -98,6 +98,10 @@ def test_a_frame_with_gps_produces_a_scene_an_alert_and_road_conditions(settings
     for aspect in scene.aspects.values():
         assert abs(sum(aspect.probs.values()) - 1) < 1e-3 and aspect.label in aspect.probs
     assert 0.0 <= scene.anomaly.score <= 1.0
+    # fleet.scenes carries the vehicle's tracks: every object placed on the ground has a track.
+    assert scene.kinematics is not None
+    on_ground = [i for i, o in enumerate(scene.objects) if o.x_m is not None]
+    assert [m.object for m in scene.kinematics.objects] == on_ground
 
     # The test stack's rules alert on every frame, so it must raise an alert on the topic and in Postgres.
     # Other tests' vehicles drive the same road at the same time: the alert may be theirs too.
@@ -164,7 +168,7 @@ def test_a_scene_postgres_rejects_is_dead_lettered_alone_and_its_batch_is_stored
     ]
     batch[1] = batch[1].model_copy(update={"aspects": scene.aspects | {"surface": label}})
     for s in batch:
-        producer.send_raw(topics.SCENES, vehicle_id, s.encode())
+        producer.send_raw(topics.SCENES_INFERRED, vehicle_id, s.encode())
     producer.flush()
 
     (letter,) = [
@@ -178,6 +182,7 @@ def test_a_scene_postgres_rejects_is_dead_lettered_alone_and_its_batch_is_stored
         settings, sa.select(frame_observations.c.frame_id).where(frame_observations.c.frame_id.in_(good)), 2
     )
     assert sorted(r.frame_id for r in rows) == good
+    assert sorted(s.frame_id for s in scenes_of(settings, set(good) | {batch[1].frame_id}, 2, settle_s=2.0)) == good
 
 
 def metric_values(settings: Settings) -> dict[tuple[str, tuple], float]:

@@ -1,8 +1,9 @@
 """Fusion: scenes become frame observations, road conditions and alerts (Postgres, then ``fleet.alerts``).
 
-Alerts come from the YAML rules (``alerts/rules.yaml``) through ``alerts.incidents``, with the
-kinematic events of each vehicle's tracked objects (``kinematics.events``): scenes arrive here keyed
-by vehicle, in order, so this is where a vehicle's frames can be tracked.
+Scenes arrive here keyed by vehicle, in order, so this is where a vehicle's frames are tracked
+(``kinematics.events``). Alerts come from the YAML rules (``alerts/rules.yaml``) through
+``alerts.incidents``, with the kinematic events of the tracked objects. Each scene, with its tracks
+and kinematics, goes on to ``fleet.scenes`` once it is in PostgreSQL.
 
 A batch is written in one transaction. While PostgreSQL is unreachable the agent retries with
 backoff and holds the partition (backpressure: nothing is dropped). When PostgreSQL rejects a batch
@@ -45,12 +46,14 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
-    @rt.app.agent(rt.topic(topics.SCENES), name="fuse")
+    @rt.app.agent(rt.topic(topics.SCENES_INFERRED), name="fuse")
     async def fuse(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
-            rt.received(topics.SCENES, *events)
-            scenes, scene_events = await decode_batch(rt, events, Scene, "fusion")
-            raised = [incidents.observe(s, watch.observe(s).events) for s in scenes]
+            rt.received(topics.SCENES_INFERRED, *events)
+            inferred, scene_events = await decode_batch(rt, events, Scene, "fusion")
+            scenes = [s.model_copy(update={"kinematics": watch.observe(s)}) for s in inferred]
+            raised = [incidents.observe(s, s.kinematics.events if s.kinematics else ()) for s in scenes]
+            written = scenes
             try:
                 merged = await write_with_retry(scenes, [a for alerts in raised for a in alerts])
             except DBAPIError as exc:
@@ -58,12 +61,15 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
                 log.warning(
                     "PostgreSQL rejected a batch of %d scenes (%s); writing them one by one", len(scenes), exc.orig
                 )
-                merged = []
+                merged, written = [], []
                 for scene, event, alerts in zip(scenes, scene_events, raised, strict=True):
                     try:
                         merged += await write_with_retry([scene], alerts)
+                        written.append(scene)
                     except DBAPIError as one:
                         await dead_letter(rt, event, "fusion", "sink_rejected", str(one.orig))
+            for scene in written:
+                await rt.send(topics.SCENES, scene.vehicle_id, scene.encode())
             for alert in merged:
                 await rt.send(topics.ALERTS, alert.alert_id, alert.encode())
                 metrics.ALERTS.labels(alert.type, alert.severity).inc()

@@ -66,7 +66,7 @@ def register(rt: Runtime, windows: SegmentWindows) -> TritonModels:
                 if isinstance(result, Exception):
                     await dead_letter(rt, event, "inference", "inference_failed", str(result))
                     continue
-                await rt.send(topics.SCENES, frame.frame.vehicle_id, result.encode())  # type: ignore[attr-defined]
+                await rt.send(topics.SCENES_INFERRED, frame.frame.vehicle_id, result.encode())  # type: ignore[attr-defined]
                 if frame.produced_at is not None:
                     metrics.END_TO_END.observe((utcnow() - frame.produced_at).total_seconds())
 
