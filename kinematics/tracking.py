@@ -5,8 +5,9 @@ frame that follows the ego vehicle by dead reckoning (GPS speed and heading betw
 object joins the track of the same class whose predicted position (constant velocity) is nearest
 within a gate, greedily, nearest first; a new track has no velocity yet, so its gate is long along
 the road (oncoming traffic closes tens of metres between frames) and narrow across it. A track
-seen in two frames has a velocity over the ground (over its last VELOCITY_SIGHTINGS sightings): speed and
-movement direction.
+seen in two frames has a velocity over the ground (over its last VELOCITY_SIGHTINGS sightings), used
+to predict where it goes next; its speed and movement direction are reported once it is confirmed,
+seen ``CONFIRM_SIGHTINGS`` times, because the second sighting of a new track is the least certain.
 
 Triplets are linked by the track ids of their subject and object: a linked triplet keeps the time
 it was first seen (start) and last seen (end).
@@ -25,6 +26,9 @@ TRACK_GATE_M = 5.0
 MAX_AGE_S = 6.0  # a track unseen this long is dropped
 STATIONARY_MPS = 1.0
 HEADING_DEADBAND_DEG = 5.0
+# Speed and direction from a track's 3rd sighting on: at 2 s between frames, a second sighting is often
+# another object (chosen on val, true boxes: direction accuracy 86.5 % -> 90.6 %, a quarter fewer sightings scored).
+CONFIRM_SIGHTINGS = 3
 VELOCITY_SIGHTINGS = 5  # velocity over the last 5 sightings (chosen on val): ground positions are noisy
 
 
@@ -58,7 +62,7 @@ class TrackedObject:
     label: str
     x_m: float
     y_m: float
-    speed_mps: float | None  # over the ground; None until the track was seen twice
+    speed_mps: float | None  # over the ground; None until the track is confirmed (CONFIRM_SIGHTINGS)
     direction_deg: float | None  # movement direction relative to the ego's heading, counter-clockwise (90 = left)
     closing_mps: float | None  # how fast the distance to the ego shrinks (positive = approaching)
     travelled_m: float  # over the ground since the track began
@@ -79,6 +83,7 @@ class _Track:
     distance_m: float | None = None
     history: list[tuple[datetime, np.ndarray]] = field(default_factory=list)
     travelled_m: float = 0.0
+    sightings: int = 1
 
 
 @dataclass
@@ -183,13 +188,14 @@ class VehicleTracker:
                 else:
                     closing = None
                 track.world, track.ego_xy, track.seen_at, track.distance_m = world[i], ground[i], at, distance
+                track.sightings += 1
             else:
                 track = _Track(self.next_id, label, world[i], ground[i], at, distance_m=distance)
                 self.next_id += 1
                 self.tracks.append(track)
                 closing = None
             speed = direction = None
-            if track.velocity is not None:
+            if track.velocity is not None and track.sightings >= CONFIRM_SIGHTINGS:
                 speed = float(np.linalg.norm(track.velocity))
                 vx, vy = pose.to_ego(track.velocity[None])[0]
                 direction = math.degrees(math.atan2(vy, vx))

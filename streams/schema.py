@@ -196,7 +196,7 @@ class ObjectMotion(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     object: int = Field(description="index into the scene's objects")
     track_id: int = Field(description="stable over the vehicle's consecutive frames while the object stays in view")
-    speed_mps: float | None = Field(description="over the ground; null until the track was seen twice")
+    speed_mps: float | None = Field(description="over the ground; null until the track is confirmed (seen 3 times)")
     direction_deg: float | None = Field(description="movement relative to our heading, counter-clockwise (90 = left)")
     closing_mps: float | None = Field(description="how fast its distance to us shrinks; positive = approaching")
 

@@ -113,23 +113,27 @@ def _scene(t: float, speed: float, objects: list[tuple[float, float]]) -> Scene:
 
 def test_kinematic_events_name_hard_braking_a_wrong_way_car_and_closing_fast_on_a_stopped_one() -> None:
     watch = KinematicWatch()
-    # At 15 m/s: a car 60 m ahead in our lane coming towards us at 10 m/s; a parked car on the right.
-    first = watch.observe(_scene(0, 15.0, [(60.0, 0.0), (40.0, -3.0)]))
+    # At 15 m/s: a car 110 m ahead in our lane coming towards us at 10 m/s; a parked car on the right.
+    first = watch.observe(_scene(0, 15.0, [(110.0, 0.0), (70.0, -3.0)]))
     assert first is not None and first.events == [] and [m.speed_mps for m in first.objects] == [None, None]
-    second = watch.observe(_scene(2, 15.0, [(60.0 - 25 * 2, 0.2), (40.0 - 30, -3.0)]))
-    assert second is not None
-    (wrong_way,) = [e for e in second.events if e.type == "wrong_way"]
-    assert wrong_way.track_id == 1 and wrong_way.score == pytest.approx(1.0)
-    (closing,) = [e for e in second.events if e.type == "closing_fast"]
-    assert closing.track_id == 1  # 10 m ahead closing at 25 m/s
-    assert not [e for e in second.events if e.track_id == 2]  # the parked car is not in our path
-    # Then we brake from 15 to 3 m/s in 2 s (6 m/s²) towards a stopped car 20 m ahead.
-    third = watch.observe(_scene(4, 3.0, [(20.0, 0.0)]))
+    # Seen twice, the tracks have a velocity but are not confirmed: no speed, no direction, no wrong way yet.
+    second = watch.observe(_scene(2, 15.0, [(110.0 - 25 * 2, 0.2), (70.0 - 30, -3.0)]))
+    assert second is not None and [m.speed_mps for m in second.objects] == [None, None]
+    assert not [e for e in second.events if e.type == "wrong_way"]
+    third = watch.observe(_scene(4, 15.0, [(110.0 - 25 * 4, 0.1), (70.0 - 60, -3.0)]))
     assert third is not None
-    (braking,) = [e for e in third.events if e.type == "hard_braking"]
+    (wrong_way,) = [e for e in third.events if e.type == "wrong_way"]
+    assert wrong_way.track_id == 1 and wrong_way.score == pytest.approx(1.0)
+    (closing,) = [e for e in third.events if e.type == "closing_fast"]
+    assert closing.track_id == 1  # 10 m ahead closing at 25 m/s
+    assert not [e for e in third.events if e.track_id == 2]  # the parked car is not in our path
+    # Then we brake from 15 to 3 m/s in 2 s (6 m/s²) towards a stopped car 20 m ahead.
+    fourth = watch.observe(_scene(6, 3.0, [(20.0, 0.0)]))
+    assert fourth is not None
+    (braking,) = [e for e in fourth.events if e.type == "hard_braking"]
     assert braking.track_id is None and braking.score == pytest.approx(6.0 / 8.0)
     # A frame older than the newest is late: it is not tracked.
-    assert watch.observe(_scene(3, 15.0, [(30.0, 0.0)])) is None
+    assert watch.observe(_scene(5, 15.0, [(30.0, 0.0)])) is None
 
 
 def test_a_triplet_between_the_same_two_tracks_is_one_linked_triplet_with_a_start_and_an_end() -> None:
