@@ -29,7 +29,7 @@ def travelled(obj: TrackedObject) -> str:
 def speed(obj: TrackedObject) -> str:
     """How fast is the object moving (over the ground)?"""
     if obj.speed_mps is None:
-        return f"{name(obj).capitalize()} has been seen once; its speed is not known yet."
+        return f"{name(obj).capitalize()} has not been seen often enough to know its speed yet."
     return f"{name(obj).capitalize()} moves at {obj.speed_mps * 3.6:.0f} km/h."
 
 
@@ -37,7 +37,7 @@ def direction(obj: TrackedObject) -> str:
     """Which way is the object moving, relative to us?"""
     label = direction_label(obj.direction_deg, obj.speed_mps)
     if label is None:
-        return f"{name(obj).capitalize()} has been seen once; its direction is not known yet."
+        return f"{name(obj).capitalize()} has not been seen often enough to know its direction yet."
     if label == "stationary":
         return f"{name(obj).capitalize()} is standing still."
     return f"{name(obj).capitalize()} is moving {label}."
