@@ -41,6 +41,12 @@ class KafkaSettings(Section):
     max_poll_records: int = Field(
         2000, ge=1, description="records a worker's consumer takes per poll (Faust's default: all that were fetched)"
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=30_000,
+        description="longest a worker's fetch waits for new records (Faust fixes 1,500 ms: slow hops at low load)",
+    )
 
     @property
     def embedded(self) -> bool:

@@ -12,7 +12,7 @@ from alerts.incidents import IncidentTracker
 from alerts.rules import load_rules
 from fleetscope.errors import ConfigError
 from fleetscope.settings import Settings
-from streams import changelog_recovery, metrics
+from streams import changelog_recovery, fetch_wait, metrics
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
@@ -31,6 +31,7 @@ def create_app(settings: Settings) -> Runtime:
     """Build the app with every agent registered; nothing connects until the worker starts."""
     changelog_recovery.install()
     k = settings.kafka
+    fetch_wait.install(k.fetch_max_wait_ms)
     app = faust.App(
         settings.worker.app_id,
         broker=[f"kafka://{server.strip()}" for server in k.servers.split(",")],

@@ -1,0 +1,26 @@
+"""How long a worker's consumer lets the broker hold a fetch that finds no new records.
+
+Faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and no setting to change it. On
+the embedded broker (Tansu) a quiet pipeline paid for that wait on every Kafka hop: the 3-minute demo
+measured p50 2.04 s and p99 2.76 s from frame to ``fleet.scenes`` with 1,500 ms, and 0.51 s and
+1.00 s with 100 ms. A busy consumer is not slowed either way: its fetches find records at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def install(fetch_max_wait_ms: int) -> None:
+    """Make the worker's consumers use ``fetch_max_wait_ms`` (call before the worker starts)."""
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = _create_worker_consumer(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
