@@ -94,7 +94,7 @@ def scene_graph(weights: Path, out: Path) -> None:
         tables[name] = sgg.evaluate_model(model, bench, test, log=lambda m: click.echo(m, err=True))
         if name == "scene_graph.pt":
             kin = kinematics.evaluate(model, bench, test, log=lambda m: click.echo(m, err=True))
-    text = sgg.markdown(tables) + "\n\n" + kin.markdown()
+    text = sgg.markdown(tables) + "\n" + sgg.size_profile(bench, test) + "\n\n" + kin.markdown()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     click.echo(text)
