@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule, RuleSet
+from streams.recent_vehicles import RecentVehicles
 from streams.schema import Alert, KinematicEvent, Location, Scene, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c0f4e-5b1a-4a53-9a49-2f0c4f6d7e11")
@@ -61,13 +61,12 @@ class IncidentTracker:
     def __init__(self, rules: RuleSet, cooldown_s: float, max_vehicles: int = 10_000) -> None:
         self.rules = rules
         self.cooldown = timedelta(seconds=cooldown_s)
-        self.max_vehicles = max_vehicles
         self._keep = max(r.persistence.n for r in rules.rules)
-        self._vehicles: OrderedDict[str, _Vehicle] = OrderedDict()
+        self._vehicles = RecentVehicles(_Vehicle, max_vehicles)
 
     def observe(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> list[Alert]:
         """The alerts this frame and its kinematic ``events`` raise or update (none, or one per rule that fires)."""
-        vehicle = self._vehicle(scene.vehicle_id)
+        vehicle = self._vehicles.seen(scene.vehicle_id)
         scores = {r.type: s for r in self.rules.rules if (s := r.score(scene, events)) is not None}
         frame = _Frame(scene.captured_at, scene.frame_id, scores)
         at = bisect.bisect_left(vehicle.frames, frame.captured_at, key=lambda f: f.captured_at)
@@ -129,13 +128,6 @@ class IncidentTracker:
         incident = _Incident(alert_id(vehicle_id, alert_type, first), first, last)
         incidents.append(incident)
         return incident
-
-    def _vehicle(self, vehicle_id: str) -> _Vehicle:
-        vehicle = self._vehicles.pop(vehicle_id, None) or _Vehicle()
-        self._vehicles[vehicle_id] = vehicle  # most recently seen last
-        while len(self._vehicles) > self.max_vehicles:
-            self._vehicles.popitem(last=False)
-        return vehicle
 
     def _trim(self, vehicle: _Vehicle) -> None:
         # Keep enough frames for persistence around late frames, and incidents within a cooldown of them.

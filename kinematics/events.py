@@ -14,12 +14,11 @@ frames in order, one worker at a time. A frame older than the vehicle's latest i
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import numpy as np
 
 from kinematics.tracking import VehicleTracker
 from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
+from streams.recent_vehicles import RecentVehicles
 from streams.schema import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet
 
 PATH_HALF_WIDTH_M = 1.8
@@ -33,15 +32,11 @@ class KinematicWatch:
     """Per-vehicle trackers (the ``max_vehicles`` most recently seen) and the events of each scene."""
 
     def __init__(self, max_vehicles: int = 10_000) -> None:
-        self.max_vehicles = max_vehicles
-        self._vehicles: OrderedDict[str, VehicleTracker] = OrderedDict()
+        self._trackers = RecentVehicles(VehicleTracker, max_vehicles)
 
     def observe(self, scene: Scene) -> SceneKinematics | None:
         """Track ``scene``'s objects and name its kinematic events; None for a frame older than its vehicle's latest."""
-        tracker = self._vehicles.pop(scene.vehicle_id, None) or VehicleTracker()
-        self._vehicles[scene.vehicle_id] = tracker
-        while len(self._vehicles) > self.max_vehicles:
-            self._vehicles.popitem(last=False)
+        tracker = self._trackers.seen(scene.vehicle_id)
         if tracker.last_at is not None and scene.captured_at <= tracker.last_at:
             return None  # late or repeated: the tracks have moved on
 

@@ -17,6 +17,7 @@ from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.inference.triton_client import TritonModels
 from streams.ingest.frames import check_jpeg
+from streams.recent_vehicles import RecentVehicles
 from streams.schema import Frame, GpsFix, decode
 from tests.frames import sample_camera, sample_jpeg
 
@@ -118,3 +119,14 @@ def test_an_unreachable_triton_fails_after_bounded_retries():
 
     with pytest.raises(InferenceError, match="sa_clip"):
         asyncio.run(call())
+
+
+def test_per_vehicle_state_keeps_the_most_recently_seen_vehicles():
+    states = RecentVehicles(list, limit=2)
+    states.seen("a").append(1)
+    states.seen("b").append(2)
+    states.seen("a").append(3)  # "a" is now the most recently seen, "b" the least
+    states.seen("c")
+    assert len(states) == 2
+    assert states.seen("a") == [1, 3]
+    assert states.seen("b") == []  # forgotten when "c" came: a fresh state
