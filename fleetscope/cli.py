@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,6 +21,9 @@ from models.training.cli import train
 from sim.bench import bench_render
 from sim.cli import simulate
 from streams.bench import bench_gps
+
+if TYPE_CHECKING:
+    from streams.deadletter_replay import LetterFilter
 
 
 def settings_or_exit() -> Settings:
@@ -192,6 +196,92 @@ def schema(show: bool) -> None:
         click.echo(f"fleetscope schema failed: {exc}", err=True)
         sys.exit(1)
     click.echo(f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Look at the dead-letter topic and replay letters once their cause is fixed."""
+
+
+def _letters(n: int) -> str:
+    return f"{n} dead letter" if n == 1 else f"{n} dead letters"
+
+
+def _quiet_kafka_client() -> None:
+    # kafka-python logs each refused connection at ERROR; the command says itself when Kafka is unreachable.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def _letter_filter(stage: str | None, reason: str | None, since: str | None) -> LetterFilter:
+    from datetime import datetime
+
+    from streams.deadletter_replay import LetterFilter
+
+    try:
+        after = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+    if after is not None and after.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-11-26T12:00:00+00:00", param_hint="--since")
+    return LetterFilter(stage=stage, reason=reason, since=after)
+
+
+@dead_letters.command("list")
+@click.option("--stage", help="only letters of this stage (ingest, segment-windows, inference, fusion)")
+@click.option("--reason", help="only letters with this reason (e.g. corrupt_jpeg, inference_failed)")
+@click.option("--since", help="only letters that failed at or after this ISO 8601 time (with a time zone)")
+@click.option("--last", default=10, show_default=True, help="how many of the newest matching letters to show")
+def dead_letters_list(stage: str | None, reason: str | None, since: str | None, last: int) -> None:
+    """Count the dead letters by stage and reason, and show the newest matching ones."""
+    from streams import topics as topic_names
+    from streams.deadletter_replay import read_letters, summary
+
+    settings = settings_or_exit()
+    _logging(settings, quiet=True)
+    _quiet_kafka_client()
+    chosen = _letter_filter(stage, reason, since)
+    try:
+        letters = [letter for letter in read_letters(settings) if chosen(letter)]
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope dead-letters: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{_letters(len(letters))} on {settings.topic(topic_names.DEADLETTER)}")
+    for (letter_stage, letter_reason), n in sorted(summary(letters).items()):
+        click.echo(f"  {letter_stage:<16} {letter_reason:<24} {n}")
+    for letter in sorted(letters, key=lambda x: x.failed_at)[-last:] if last > 0 else []:
+        click.echo(
+            f"{letter.failed_at.isoformat(timespec='seconds')} {letter.stage}/{letter.reason} "
+            f"{letter.source_topic}[{letter.partition}]@{letter.offset} key={letter.key}: {letter.error[:120]}"
+        )
+
+
+@dead_letters.command("replay")
+@click.option("--reason", required=True, help="replay letters with this reason (see `dead-letters list`)")
+@click.option("--stage", help="and of this stage only")
+@click.option("--since", help="and that failed at or after this ISO 8601 time (with a time zone)")
+@click.option("--dry-run", is_flag=True, help="say what would be replayed; send nothing")
+def dead_letters_replay(reason: str, stage: str | None, since: str | None, dry_run: bool) -> None:
+    """Send matching letters' original messages back to their source topics, keys kept.
+
+    The stage that failed them processes them again; sinks upsert, so nothing is stored twice. A
+    letter whose cause remains fails again and comes back as a new letter.
+    """
+    from streams.deadletter_replay import read_letters, replay
+
+    settings = settings_or_exit()
+    _logging(settings, quiet=True)
+    _quiet_kafka_client()
+    chosen = _letter_filter(stage, reason, since)
+    try:
+        letters = [letter for letter in read_letters(settings) if chosen(letter)]
+        if dry_run:
+            click.echo(f"would replay {_letters(len(letters))}")
+            return
+        sent = replay(settings, letters)
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope dead-letters: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"replayed {_letters(sent)} to their source topics")
 
 
 @main.command("message-schema")

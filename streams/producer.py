@@ -37,9 +37,13 @@ class FleetProducer:
 
     def send_raw(self, topic: str, key: str | bytes | None, value: bytes) -> None:
         """Send bytes to a logical topic as they are (tests use this for malformed input)."""
+        self.send_to(self.settings.topic(topic), key, value)
+
+    def send_to(self, topic_name: str, key: str | bytes | None, value: bytes) -> None:
+        """Send bytes to a topic by its full name (a dead letter's source topic, for replay)."""
         k = key.encode() if isinstance(key, str) else key
-        self._producer.send(self.settings.topic(topic), key=k, value=value)
-        self.sent[topic] = self.sent.get(topic, 0) + 1
+        self._producer.send(topic_name, key=k, value=value)
+        self.sent[topic_name] = self.sent.get(topic_name, 0) + 1
 
     def send_frame(self, frame: Frame) -> None:
         self.send_raw(topics.FRAMES, frame.vehicle_id, frame.encode())

@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleetscope.settings import Settings
 from streams import topics
+from streams.deadletter_replay import LetterFilter, read_letters, replay
 from streams.producer import FleetProducer
-from streams.schema import Alert, DeadLetter, Frame, GpsFix, Scene, decode
+from streams.schema import Alert, DeadLetter, EnrichedFrame, Frame, GpsFix, Scene, decode, utcnow
 from streams.sinks.tables import alerts, frame_observations, road_conditions
 from tests.frames import sample_camera, sample_jpeg
 from tests.kafka_reader import read_until
@@ -183,6 +184,39 @@ def test_a_scene_postgres_rejects_is_dead_lettered_alone_and_its_batch_is_stored
     )
     assert sorted(r.frame_id for r in rows) == good
     assert sorted(s.frame_id for s in scenes_of(settings, set(good) | {batch[1].frame_id}, 2, settle_s=2.0)) == good
+
+
+def test_a_replayed_dead_letter_is_processed_again_and_stored_once(settings, producer, vehicle_id):
+    producer.send_gps(make_fix(vehicle_id, 5))
+    frame = make_frame(vehicle_id, 5)
+    producer.send_frame(frame)
+    producer.flush()
+    scenes_of(settings, {frame.frame_id}, 1)
+    # The letter inference would have written had Triton been down: the enriched frame, whole.
+    (enriched,) = read_until(
+        settings, topics.FRAMES_ENRICHED, lambda r: decode(EnrichedFrame, r.value).frame.frame_id == frame.frame_id, 1
+    )
+    letter = DeadLetter(
+        source_topic=enriched.topic,
+        partition=enriched.partition,
+        offset=enriched.offset,
+        key=enriched.key.decode() if enriched.key else None,
+        stage="inference",
+        reason="inference_failed",
+        error="Triton unavailable",
+        payload=enriched.value,
+        failed_at=utcnow(),
+    )
+    producer.send_raw(topics.DEADLETTER, vehicle_id, letter.encode())
+    producer.flush()
+
+    mine = LetterFilter(stage="inference", reason="inference_failed", since=letter.failed_at)
+    chosen = [x for x in read_letters(settings) if mine(x) and x.payload == enriched.value]
+    assert chosen == [letter]
+    assert replay(settings, chosen) == 1
+    assert len(scenes_of(settings, {frame.frame_id}, 2)) == 2  # inferred again ...
+    rows = wait_rows(settings, sa.select(frame_observations).where(frame_observations.c.frame_id == frame.frame_id), 1)
+    assert len(rows) == 1  # ... and upserted, not stored twice
 
 
 def metric_values(settings: Settings) -> dict[tuple[str, tuple], float]:
