@@ -118,7 +118,14 @@ def worker() -> None:
     from streams.worker import run_worker
 
     settings = settings_or_exit()
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except ConfigError as exc:
+        click.echo(f"fleetscope worker: {exc}", err=True)
+        sys.exit(2)
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope worker failed: {exc}", err=True)
+        sys.exit(1)
 
 
 @main.group()

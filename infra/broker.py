@@ -53,29 +53,41 @@ class EmbeddedBroker:
         self.process.stop(self.settings.stack.shutdown_timeout_s)
 
 
+def _admin(settings: Settings, timeout_s: float | None, purpose: str) -> KafkaAdminClient:
+    """An admin client of the configured broker, retried until ``timeout_s`` (default: the startup timeout)."""
+    deadline = time.monotonic() + (settings.stack.startup_timeout_s if timeout_s is None else timeout_s)
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.kafka.servers, client_id="fleetscope-admin", request_timeout_ms=10000
+            )
+        except KafkaError as exc:
+            last_error = exc
+            time.sleep(0.5)
+    raise ServiceError(
+        "broker",
+        f"cannot reach {settings.kafka.servers} to {purpose} ({last_error}); check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
+    )
+
+
+def missing_topics(settings: Settings, timeout_s: float | None = None) -> list[str]:
+    """The fleetscope topics (table changelogs included) that the broker does not have."""
+    admin = _admin(settings, timeout_s, "list topics")
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    return [t for t in all_topics(settings) if t not in existing]
+
+
 def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[str]:
     """Create every fleetscope topic that does not exist yet; return the names created.
 
     Creating them up front matters: a Faust worker that sends to a topic auto-created at
     runtime can hang in aiokafka's metadata loop.
     """
-    deadline = time.monotonic() + (settings.stack.startup_timeout_s if timeout_s is None else timeout_s)
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=settings.kafka.servers, client_id="fleetscope-admin", request_timeout_ms=10000
-            )
-            break
-        except KafkaError as exc:
-            last_error = exc
-            time.sleep(0.5)
-    else:
-        raise ServiceError(
-            "broker",
-            f"cannot reach {settings.kafka.servers} to create topics ({last_error}); "
-            "check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
-        )
+    admin = _admin(settings, timeout_s, "create topics")
     try:
         existing = set(admin.list_topics())
         wanted = [t for t in all_topics(settings) if t not in existing]

@@ -6,7 +6,9 @@ import logging
 
 import faust
 
+from fleetscope.errors import ConfigError
 from fleetscope.settings import Settings
+from infra.broker import missing_topics
 from streams import metrics
 from streams.app import create_app
 
@@ -14,7 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
-    """Serve metrics, then run the worker; Faust handles SIGINT/SIGTERM with a graceful stop."""
+    """Check the topics, serve metrics, then run the worker; Faust handles SIGINT/SIGTERM with a graceful stop."""
+    missing = missing_topics(settings)
+    if missing:
+        raise ConfigError(
+            f"{settings.kafka.servers} lacks the topics {', '.join(missing)}: run `fleetscope topics` "
+            "against it (once per release; a release may add topics)"
+        )
     rt = create_app(settings)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     log.info(

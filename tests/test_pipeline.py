@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -363,3 +364,18 @@ def test_simulate_streams_the_fleet_into_kafka_and_the_pipeline_processes_it(set
     records = read_until(settings, topics.FRAMES, lambda r: r.key in sim_vehicles, 6)
     assert {decode(Frame, r.value).frame_id for r in records} == frame_ids
     assert {s.frame_id for s in scenes_of(settings, frame_ids, 6)} == frame_ids
+
+
+def test_a_worker_pointed_at_a_broker_without_its_topics_says_to_create_them(settings):
+    # A production broker after an upgrade that added a topic: the worker must not start half-wired.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
+    env = {
+        **clean,
+        "FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.servers,
+        "FLEETSCOPE_KAFKA__TOPIC_PREFIX": "unmade.",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "fleetscope", "worker"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 2
+    assert "unmade.fleet.scenes.inferred" in out.stderr and "fleetscope topics" in out.stderr
