@@ -23,7 +23,7 @@ from sim.cli import simulate
 from streams.bench import bench_gps
 
 if TYPE_CHECKING:
-    from streams.deadletter_replay import LetterFilter
+    from streams.schema import DeadLetter
 
 
 def settings_or_exit() -> Settings:
@@ -214,15 +214,11 @@ def _letters(n: int) -> str:
     return f"{n} dead letter" if n == 1 else f"{n} dead letters"
 
 
-def _quiet_kafka_client() -> None:
-    # kafka-python logs each refused connection at ERROR; the command says itself when Kafka is unreachable.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-
-def _letter_filter(stage: str | None, reason: str | None, since: str | None) -> LetterFilter:
+def _chosen_letters(stage: str | None, reason: str | None, since: str | None) -> tuple[Settings, list[DeadLetter]]:
+    """The settings and the dead letters matching the options (exits with the reason if Kafka cannot be read)."""
     from datetime import datetime
 
-    from streams.deadletter_replay import LetterFilter
+    from streams.deadletter_replay import LetterFilter, read_letters
 
     try:
         after = datetime.fromisoformat(since) if since else None
@@ -230,7 +226,16 @@ def _letter_filter(stage: str | None, reason: str | None, since: str | None) -> 
         raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
     if after is not None and after.tzinfo is None:
         raise click.BadParameter("give a time zone, e.g. 2026-11-26T12:00:00+00:00", param_hint="--since")
-    return LetterFilter(stage=stage, reason=reason, since=after)
+    chosen = LetterFilter(stage=stage, reason=reason, since=after)
+    settings = settings_or_exit()
+    _logging(settings, quiet=True)
+    # kafka-python logs each refused connection at ERROR; the command says itself when Kafka is unreachable.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    try:
+        return settings, [letter for letter in read_letters(settings) if chosen(letter)]
+    except FleetscopeError as exc:
+        click.echo(f"fleetscope dead-letters: {exc}", err=True)
+        sys.exit(1)
 
 
 @dead_letters.command("list")
@@ -241,17 +246,9 @@ def _letter_filter(stage: str | None, reason: str | None, since: str | None) -> 
 def dead_letters_list(stage: str | None, reason: str | None, since: str | None, last: int) -> None:
     """Count the dead letters by stage and reason, and show the newest matching ones."""
     from streams import topics as topic_names
-    from streams.deadletter_replay import read_letters, summary
+    from streams.deadletter_replay import summary
 
-    settings = settings_or_exit()
-    _logging(settings, quiet=True)
-    _quiet_kafka_client()
-    chosen = _letter_filter(stage, reason, since)
-    try:
-        letters = [letter for letter in read_letters(settings) if chosen(letter)]
-    except FleetscopeError as exc:
-        click.echo(f"fleetscope dead-letters: {exc}", err=True)
-        sys.exit(1)
+    settings, letters = _chosen_letters(stage, reason, since)
     click.echo(f"{_letters(len(letters))} on {settings.topic(topic_names.DEADLETTER)}")
     for (letter_stage, letter_reason), n in sorted(summary(letters).items()):
         click.echo(f"  {letter_stage:<16} {letter_reason:<24} {n}")
@@ -273,17 +270,13 @@ def dead_letters_replay(reason: str, stage: str | None, since: str | None, dry_r
     The stage that failed them processes them again; sinks upsert, so nothing is stored twice. A
     letter whose cause remains fails again and comes back as a new letter.
     """
-    from streams.deadletter_replay import read_letters, replay
+    from streams.deadletter_replay import replay
 
-    settings = settings_or_exit()
-    _logging(settings, quiet=True)
-    _quiet_kafka_client()
-    chosen = _letter_filter(stage, reason, since)
+    settings, letters = _chosen_letters(stage, reason, since)
+    if dry_run:
+        click.echo(f"would replay {_letters(len(letters))}")
+        return
     try:
-        letters = [letter for letter in read_letters(settings) if chosen(letter)]
-        if dry_run:
-            click.echo(f"would replay {_letters(len(letters))}")
-            return
         sent = replay(settings, letters)
     except FleetscopeError as exc:
         click.echo(f"fleetscope dead-letters: {exc}", err=True)

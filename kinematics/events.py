@@ -97,16 +97,7 @@ class KinematicWatch:
                     )
                 )
         linked = tracker.link(scene.captured_at, [(t.subject, t.predicate, t.object) for t in scene.triplets], tracked)
-        triplets = [
-            TrackedTriplet(
-                subject_track=t.subject_track,
-                predicate=t.predicate,
-                object_track=t.object_track,
-                start=t.start,
-                end=t.end,
-            )
-            for t in linked
-        ]
+        triplets = [TrackedTriplet.model_validate(t, from_attributes=True) for t in linked]
         return SceneKinematics(objects=motions, triplets=triplets, events=events)
 
 
