@@ -102,7 +102,7 @@ def smoothed_speeds(tracks: Sequence[Sequence[float]]) -> np.ndarray:
     out = []
     for i, end in enumerate(lengths):
         fitted = np.empty(end)
-        for k in range(pieces[i], -1, -1):
+        for k in range(pieces[i], -1, -1) if end else ():  # a vehicle without speeds has nothing to fit
             begin = starts[k][i, end]
             fitted[begin:end] = (sums[i, end] - sums[i, begin]) / (end - begin)
             end = begin

@@ -122,3 +122,13 @@ def test_the_st_context_carries_the_segment_and_its_window():
     assert joined[FIELD["window_median_speed_norm"]] == pytest.approx(9.0 / 30)
     assert with_window(vec, None) == vec
     assert context_vector(frame.captured_at, None, 2.0, segment) == [0.0] * len(ST_CONTEXT_FIELDS)
+
+
+def test_a_vehicle_without_reported_speeds_leaves_the_median_to_the_others():
+    import warnings
+
+    fixes = [observed("no-speed", t, None) for t in range(5)] + [observed("v", t, 8.0) for t in range(5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by an empty track
+        stats = window_stats("s", (0.0, 59.9), 60, merged({}, fixes))
+    assert stats.vehicles == 2 and stats.median_speed_mps == pytest.approx(8.0)
