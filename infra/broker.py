@@ -75,9 +75,13 @@ def missing_topics(settings: Settings, timeout_s: float | None = None) -> list[s
     """The fleetscope topics (table changelogs included) that the broker does not have."""
     admin = _admin(settings, timeout_s, "list topics")
     try:
-        existing = set(admin.list_topics())
+        return _missing(admin, settings)
     finally:
         admin.close()
+
+
+def _missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+    existing = set(admin.list_topics())
     return [t for t in all_topics(settings) if t not in existing]
 
 
@@ -89,10 +93,8 @@ def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[st
     """
     admin = _admin(settings, timeout_s, "create topics")
     try:
-        existing = set(admin.list_topics())
-        wanted = [t for t in all_topics(settings) if t not in existing]
         created = []
-        for topic in wanted:
+        for topic in _missing(admin, settings):
             try:
                 admin.create_topics(
                     [

@@ -94,9 +94,8 @@ def smoothed_speeds(tracks: Sequence[Sequence[float]]) -> np.ndarray:
     starts, totals = [], []
     for _ in range(MAX_PIECES):  # after k rounds: fits of exactly k pieces
         options = best[:, :, None] + cost
-        start = options.argmin(axis=1)
-        best = np.take_along_axis(options, start[:, None, :], axis=1)[:, 0, :] + CHANGE_PENALTY
-        starts.append(start)
+        starts.append(options.argmin(axis=1))
+        best = options.min(axis=1) + CHANGE_PENALTY
         totals.append(best[rows, lengths])
     pieces = np.argmin(np.array(totals), axis=0)
     out = []
