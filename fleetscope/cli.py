@@ -141,7 +141,7 @@ def stack_up(no_worker: bool) -> None:
 
     settings = settings_or_exit()
     _logging(settings)
-    st = Stack(settings, with_worker=not no_worker)
+    st = Stack(settings, with_worker=not no_worker, supervise=True)
     try:
         with terminate_as_interrupt():
             reap_leftovers(settings)
@@ -152,8 +152,10 @@ def stack_up(no_worker: bool) -> None:
                 f"logs in {settings.stack.run_dir / 'logs'}"
             )
             click.echo("Ctrl-C to stop")
-            while True:
-                time.sleep(1)
+            # The supervisor restarts services that exit; it stops the stack when a restart cannot help.
+            while (failure := st.wait_failure(1)) is None:
+                pass
+            raise failure
     except KeyboardInterrupt:
         click.echo("stopping the stack", err=True)
     except FleetscopeError as exc:
@@ -161,6 +163,8 @@ def stack_up(no_worker: bool) -> None:
         sys.exit(1)
     finally:
         st.stop()
+        if st.restarts:
+            click.echo(f"restarts: {', '.join(f'{k} {n}' for k, n in st.restarts.items())}", err=True)
 
 
 @stack.command("down")

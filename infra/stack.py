@@ -2,7 +2,8 @@
 
 Order: broker (then topics), PostgreSQL (then schema), Triton, worker. A service configured with an
 external address is health-checked instead of started. Stopping runs in reverse order and always
-reaches every service that was started, so Ctrl-C or SIGTERM leaves no process behind.
+reaches every service that was started, so Ctrl-C or SIGTERM leaves no process behind. With
+``supervise=True`` a service that exits is restarted (infra.supervisor).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
@@ -21,6 +24,7 @@ from fleetscope.errors import ServiceError
 from fleetscope.settings import Settings
 from infra.broker import EmbeddedBroker, ensure_topics
 from infra.postgres import EmbeddedPostgres, apply_schema
+from infra.supervisor import Supervisor
 from infra.triton import MODELS, EmbeddedTriton
 from infra.worker import WorkerProcess
 
@@ -37,12 +41,23 @@ class Service(Protocol):
 class Stack:
     """The services of one fleetscope deployment, started in dependency order."""
 
-    def __init__(self, settings: Settings, *, with_worker: bool | None = None, with_triton: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        with_worker: bool | None = None,
+        with_triton: bool = True,
+        supervise: bool = False,
+    ) -> None:
         self.settings = settings
         self.with_worker = settings.worker.embedded if with_worker is None else with_worker
         self.with_triton = with_triton  # False: a GPS-only stack (the worker's frame path then has no server)
+        self.with_supervisor = supervise
         self.started: list[Service] = []
         self.timings: dict[str, float] = {}
+        self.restarts: Counter[str] = Counter()  # per service: restarts by the supervisor that became ready
+        self.supervisor: Supervisor | None = None
+        self._stop_lock = threading.Lock()  # the supervisor may stop the stack while the caller does
 
     def start(self) -> None:
         """Bring every service up; on failure stop what was started and re-raise."""
@@ -66,6 +81,27 @@ class Stack:
             raise
         self._write_pids()
         log.info("stack up: %s", ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()))
+        if self.with_supervisor:
+            self.supervise()
+
+    def supervise(self) -> None:
+        """Restart the started services when they exit, from a background thread, until ``stop()``."""
+        if self.supervisor is None:
+            self.supervisor = Supervisor(self)
+            self.supervisor.start()
+
+    @property
+    def failure(self) -> ServiceError | None:
+        """Why the supervisor stopped the stack (a service that a restart cannot bring back), if it did."""
+        return self.supervisor.failure if self.supervisor else None
+
+    def wait_failure(self, timeout_s: float) -> ServiceError | None:
+        """Wait up to ``timeout_s`` for the supervisor to stop the stack; the reason, or None while it runs."""
+        if self.supervisor is None:
+            time.sleep(timeout_s)
+            return None
+        self.supervisor.gave_up.wait(timeout_s)
+        return self.supervisor.failure if self.supervisor.gave_up.is_set() else None
 
     def _start(self, service: Service) -> None:
         t0 = time.monotonic()
@@ -79,15 +115,19 @@ class Stack:
         self.timings[name] = time.monotonic() - t0
 
     def stop(self) -> None:
-        """Stop every started service, newest first; never raises for one so the others still stop."""
-        while self.started:
-            service = self.started.pop()
-            try:
-                service.stop()
-            except Exception:
-                log.exception("stopping %s failed", service.name)
-        pid_file = self.settings.stack.run_dir / "pids.json"
-        pid_file.unlink(missing_ok=True)
+        """Stop the supervisor (so nothing restarts behind it), then every started service, newest first;
+        never raises for one so the others still stop."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        with self._stop_lock:
+            while self.started:
+                service = self.started.pop()
+                try:
+                    service.stop()
+                except Exception:
+                    log.exception("stopping %s failed", service.name)
+            pid_file = self.settings.stack.run_dir / "pids.json"
+            pid_file.unlink(missing_ok=True)
 
     def _write_pids(self) -> None:
         pids = {svc.name: svc.process.pid for svc in self.started if getattr(svc, "process", None)}  # type: ignore[attr-defined]
