@@ -23,7 +23,7 @@ from sim.cli import simulate
 from streams.bench import bench_gps
 
 if TYPE_CHECKING:
-    from streams.schema import DeadLetter
+    from streams.deadletter_replay import StoredLetter
 
 
 def settings_or_exit() -> Settings:
@@ -218,8 +218,9 @@ def _letters(n: int) -> str:
     return f"{n} dead letter" if n == 1 else f"{n} dead letters"
 
 
-def _chosen_letters(stage: str | None, reason: str | None, since: str | None) -> tuple[Settings, list[DeadLetter]]:
-    """The settings and the dead letters matching the options (exits with the reason if Kafka cannot be read)."""
+def _chosen_letters(stage: str | None, reason: str | None, since: str | None) -> tuple[Settings, list[StoredLetter]]:
+    """The settings and the dead letters matching the options, each marked whether it was already
+    replayed (exits with the reason if Kafka cannot be read)."""
     from datetime import datetime
 
     from streams.deadletter_replay import LetterFilter, read_letters
@@ -236,7 +237,7 @@ def _chosen_letters(stage: str | None, reason: str | None, since: str | None) ->
     # kafka-python logs each refused connection at ERROR; the command says itself when Kafka is unreachable.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     try:
-        return settings, [letter for letter in read_letters(settings) if chosen(letter)]
+        return settings, [stored for stored in read_letters(settings) if chosen(stored.letter)]
     except FleetscopeError as exc:
         click.echo(f"fleetscope dead-letters: {exc}", err=True)
         sys.exit(1)
@@ -252,14 +253,20 @@ def dead_letters_list(stage: str | None, reason: str | None, since: str | None, 
     from streams import topics as topic_names
     from streams.deadletter_replay import summary
 
-    settings, letters = _chosen_letters(stage, reason, since)
-    click.echo(f"{_letters(len(letters))} on {settings.topic(topic_names.DEADLETTER)}")
-    for (letter_stage, letter_reason), n in sorted(summary(letters).items()):
-        click.echo(f"  {letter_stage:<16} {letter_reason:<24} {n}")
-    for letter in sorted(letters, key=lambda x: x.failed_at)[-last:] if last > 0 else []:
+    settings, chosen = _chosen_letters(stage, reason, since)
+    replayed = summary(x.letter for x in chosen if x.replayed)
+    click.echo(
+        f"{_letters(len(chosen))} on {settings.topic(topic_names.DEADLETTER)}, {replayed.total()} already replayed"
+    )
+    for (letter_stage, letter_reason), n in sorted(summary(x.letter for x in chosen).items()):
+        done = replayed[letter_stage, letter_reason]
+        click.echo(f"  {letter_stage:<16} {letter_reason:<24} {n}" + (f" ({done} replayed)" if done else ""))
+    for stored in sorted(chosen, key=lambda x: x.letter.failed_at)[-last:] if last > 0 else []:
+        letter = stored.letter
         click.echo(
             f"{letter.failed_at.isoformat(timespec='seconds')} {letter.stage}/{letter.reason} "
-            f"{letter.source_topic}[{letter.partition}]@{letter.offset} key={letter.key}: {letter.error[:120]}"
+            f"{letter.source_topic}[{letter.partition}]@{letter.offset} key={letter.key}"
+            f"{' (replayed)' if stored.replayed else ''}: {letter.error[:120]}"
         )
 
 
@@ -272,20 +279,23 @@ def dead_letters_replay(reason: str, stage: str | None, since: str | None, dry_r
     """Send matching letters' original messages back to their source topics, keys kept.
 
     The stage that failed them processes them again; sinks upsert, so nothing is stored twice. A
-    letter whose cause remains fails again and comes back as a new letter.
+    letter whose cause remains fails again and comes back as a new letter. Each letter sent is
+    recorded on the replayed-letters topic, and a later replay skips it (at least once: a crash
+    between sending and recording can send a letter again).
     """
     from streams.deadletter_replay import replay
 
-    settings, letters = _chosen_letters(stage, reason, since)
+    settings, chosen = _chosen_letters(stage, reason, since)
+    skipped = sum(x.replayed for x in chosen)
     if dry_run:
-        click.echo(f"would replay {_letters(len(letters))}")
+        click.echo(f"would replay {_letters(len(chosen) - skipped)}; {skipped} skipped as already replayed")
         return
     try:
-        sent = replay(settings, letters)
+        result = replay(settings, chosen)
     except FleetscopeError as exc:
         click.echo(f"fleetscope dead-letters: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"replayed {_letters(sent)} to their source topics")
+    click.echo(f"replayed {_letters(result.sent)} to their source topics; {result.skipped} skipped as already replayed")
 
 
 @main.command("message-schema")

@@ -16,8 +16,19 @@ SCENES_INFERRED = "fleet.scenes.inferred"  # internal, vehicle -> one frame's mo
 SCENES = "fleet.scenes"  # vehicle -> one frame's model outputs with its tracks and kinematics, in capture order
 ALERTS = "fleet.alerts"  # alert_id -> incident (updates of one incident in order; compactable)
 DEADLETTER = "fleet.deadletter"  # anything that could not be processed, with its reason
+DEADLETTER_REPLAYED = "fleet.deadletter.replayed"  # "partition:offset" of a dead letter -> it was replayed
 
-FLEET_TOPICS = (FRAMES, GPS, FRAMES_ENRICHED, SEGMENT_OBSERVATIONS, SCENES_INFERRED, SCENES, ALERTS, DEADLETTER)
+FLEET_TOPICS = (
+    FRAMES,
+    GPS,
+    FRAMES_ENRICHED,
+    SEGMENT_OBSERVATIONS,
+    SCENES_INFERRED,
+    SCENES,
+    ALERTS,
+    DEADLETTER,
+    DEADLETTER_REPLAYED,
+)
 
 SEGMENT_WINDOWS_TABLE = "segment-windows"  # Faust windowed table keyed by segment
 

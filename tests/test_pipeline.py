@@ -212,9 +212,9 @@ def test_a_replayed_dead_letter_is_processed_again_and_stored_once(settings, pro
     producer.flush()
 
     mine = LetterFilter(stage="inference", reason="inference_failed", since=letter.failed_at)
-    chosen = [x for x in read_letters(settings) if mine(x) and x.payload == enriched.value]
-    assert chosen == [letter]
-    assert replay(settings, chosen) == 1
+    chosen = [x for x in read_letters(settings) if mine(x.letter) and x.letter.payload == enriched.value]
+    assert [x.letter for x in chosen] == [letter]
+    assert replay(settings, chosen).sent == 1
     assert len(scenes_of(settings, {frame.frame_id}, 2)) == 2  # inferred again ...
     rows = wait_rows(settings, sa.select(frame_observations).where(frame_observations.c.frame_id == frame.frame_id), 1)
     assert len(rows) == 1  # ... and upserted, not stored twice
