@@ -80,7 +80,7 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
     from fleetscope import demo as demo_run
     from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
 
-    settings = settings_or_exit()
+    settings = demo_run.recorded_morning(settings_or_exit())
     _logging(settings, quiet=as_json)
     progress = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     stack = Stack(settings)

@@ -36,6 +36,12 @@ START = datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc)
 DEMO_INCIDENT_RATE = 600.0
 
 
+def recorded_morning(settings: Settings) -> Settings:
+    """``settings`` that admit the demo's recorded morning, which is older than the worker admits by default."""
+    worker = settings.worker.model_copy(update={"backfill_from": START})
+    return settings.model_copy(update={"worker": worker})
+
+
 @dataclass
 class Summary:
     """What one demo run produced and what came out of the pipeline."""

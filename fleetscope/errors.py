@@ -31,7 +31,11 @@ class InvalidMessage(FleetscopeError):
 
 
 class InferenceError(FleetscopeError):
-    """Triton could not serve a request after all retries."""
+    """Triton, reachable, could not serve a request after all retries (it rejected the request's content)."""
+
+
+class ServiceUnavailable(FleetscopeError):
+    """A service the worker needs cannot be reached; the caller waits it out (``streams.health``)."""
 
 
 class MissingCheckpoint(FleetscopeError):

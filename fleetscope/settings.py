@@ -13,7 +13,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fleetscope.errors import ConfigError
@@ -156,6 +165,20 @@ class WorkerSettings(Section):
     gps_tolerance_s: float = Field(2.0, gt=0, description="largest |frame time - GPS fix time| to attach a fix")
     gps_grace_s: float = Field(1.0, ge=0, description="how long a frame waits for a late GPS fix")
     gps_history: int = Field(120, ge=1, description="recent fixes kept per vehicle")
+    max_time_ahead_s: float = Field(
+        300.0, ge=0, description="a frame or fix dated more than this after it reached the broker is dead-lettered"
+    )
+    max_time_age_s: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="a frame or fix dated more than this before it reached the broker is dead-lettered"
+        " (unless backfill_from admits it)",
+    )
+    backfill_from: AwareDatetime | None = Field(
+        None,
+        description="admit older frames and fixes on purpose when dated at or after this time (replaying an archive,"
+        " the demo's recorded morning); unset: none",
+    )
     anomaly_threshold: float = Field(
         0.6, ge=0, le=1, description="SA-CLIP score at which road_conditions counts a frame as anomalous"
     )

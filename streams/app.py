@@ -72,16 +72,10 @@ def create_app(settings: Settings) -> Runtime:
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:
-        assignment = app.consumer.assignment()
-        # Ready means partitions assigned and the segment-window table recovered.
-        recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
-        metrics.WORKER_READY.set(1 if assignment and recovered and not app.rebalancing else 0)
-        for tp in assignment:
-            last = rt.read_offsets.get((tp.topic, tp.partition))
-            highwater = app.consumer.highwater(tp)
-            if highwater is not None:
-                behind = highwater - (last + 1 if last is not None else 0)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(behind, 0))
+        try:
+            await _report(rt)
+        except Exception:  # an exception would stop Faust's timer, and with it readiness and lag
+            log.exception("reporting lag and readiness failed")
 
     # faust's Signal.connect annotation accepts no async handler, hence the ignores below.
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -105,3 +99,23 @@ def create_app(settings: Settings) -> Runtime:
         log.info("worker stopped: Triton and PostgreSQL clients closed")
 
     return rt
+
+
+async def _report(rt: Runtime) -> None:
+    """Set readiness and each consumed partition's lag."""
+    app = rt.app
+    assignment = app.consumer.assignment()
+    # Ready means partitions assigned, the segment-window table recovered and Triton and PostgreSQL reachable.
+    recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
+    reachable = rt.triton.up and rt.postgres.up
+    metrics.WORKER_READY.set(1 if assignment and recovered and reachable and not app.rebalancing else 0)
+    for tp in assignment:
+        # Only topics agents read: a table's changelog and Faust's own topics are assigned but read otherwise.
+        if tp.topic not in rt.consumed:
+            continue
+        highwater = app.consumer.highwater(tp)
+        last = rt.read_offsets.get((tp.topic, tp.partition))
+        # Nothing read here since the start: the committed position is where this worker stands.
+        position = last + 1 if last is not None else await app.consumer.position(tp)
+        if highwater is not None and position is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))

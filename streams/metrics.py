@@ -30,7 +30,26 @@ ALERTS = Counter("fleetscope_alerts", "Alert updates raised", ["type", "severity
 SINK_ROWS = Counter("fleetscope_sink_rows", "Rows written to PostgreSQL", ["table"])
 SINK_ERRORS = Counter("fleetscope_sink_errors", "Failed PostgreSQL transactions", ["table"])
 CONSUMER_LAG = Gauge("fleetscope_consumer_lag", "Highwater minus next offset to process", ["topic", "partition"])
-WORKER_READY = Gauge("fleetscope_worker_ready", "1 once the worker has been assigned its partitions")
+WORKER_READY = Gauge(
+    "fleetscope_worker_ready",
+    "1 while the worker holds its partitions, its tables are recovered and Triton and PostgreSQL are reachable",
+)
+AGENT_STARTS = Counter("fleetscope_agent_starts", "Agent actors started (restarts after a crash included)", ["agent"])
+AGENT_CRASHES = Counter(
+    "fleetscope_agent_crashes", "Agent actors stopped by an exception (Faust restarts them)", ["agent"]
+)
+DEPENDENCY_UP = Gauge("fleetscope_dependency_up", "1 while a service the worker needs is reachable", ["dependency"])
+DEPENDENCY_OUTAGES = Counter(
+    "fleetscope_dependency_outages", "Times a service the worker needs became unreachable", ["dependency"]
+)
+DEPENDENCY_DOWN_SECONDS = Counter(
+    "fleetscope_dependency_down_seconds", "Seconds spent waiting for an unreachable service", ["dependency"]
+)
+UNKNOWN_FIELDS = Counter(
+    "fleetscope_unknown_fields",
+    "Fields a message carried that this schema version does not know (ignored)",
+    ["topic", "field"],
+)
 END_TO_END = Histogram(
     "fleetscope_frame_latency_seconds",
     "Frame produce time to scene emitted",

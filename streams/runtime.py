@@ -1,7 +1,10 @@
-"""What every agent shares at run time: settings, the Faust app, its topics and a counted send."""
+"""What every agent shares at run time: settings, the Faust app, its topics, a counted send, the
+health of the services the worker needs, and the agent decorator that counts crashes."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +13,10 @@ import faust
 from fleetscope.settings import Settings
 from streams import metrics
 from streams.context.gps_track import RecentFixes
+from streams.health import Dependency
+
+log = logging.getLogger(__name__)
+AgentFun = Callable[[Any], Awaitable[None]]
 
 
 @dataclass
@@ -21,6 +28,9 @@ class Runtime:
     gps: RecentFixes
     topics: dict[str, Any] = field(default_factory=dict)
     read_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)  # full names of the topics agents read
+    triton: Dependency = field(default_factory=lambda: Dependency("triton"))
+    postgres: Dependency = field(default_factory=lambda: Dependency("postgres"))
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a logical name from ``streams.topics`` (raw bytes in and out)."""
@@ -34,6 +44,29 @@ class Runtime:
                 partitions=self.settings.kafka.partitions,
             )
         return self.topics[name]
+
+    def agent(self, topic: str, name: str, **options: Any) -> Callable[[AgentFun], Any]:
+        """``app.agent`` on a logical topic, counting the agent's starts and crashes.
+
+        Stages handle their own errors message by message (``streams.deadletter.one_by_one``), so a
+        crash means a bug in that handling; Faust restarts the agent and the counter shows it.
+        """
+        self.consumed.add(self.settings.topic(topic))
+
+        def register(fun: AgentFun) -> Any:
+            async def counted(stream: Any) -> None:
+                metrics.AGENT_STARTS.labels(name).inc()
+                try:
+                    await fun(stream)
+                except Exception:
+                    metrics.AGENT_CRASHES.labels(name).inc()
+                    log.exception("agent %s crashed; Faust restarts it", name)
+                    raise
+
+            counted.__qualname__ = fun.__qualname__
+            return self.app.agent(self.topic(topic), name=name, **options)(counted)
+
+        return register
 
     async def send(self, name: str, key: bytes | str | None, value: bytes) -> None:
         """Produce one message and count it."""

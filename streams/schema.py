@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AwareDatetime,
@@ -328,36 +330,82 @@ MESSAGES: dict[str, type[Message]] = {
 M = TypeVar("M", bound=Message)
 
 
+@dataclass(frozen=True)
+class Parsed(Generic[M]):
+    """A decoded message, with the fields it carried that this schema version does not know."""
+
+    message: M
+    unknown_fields: tuple[str, ...] = ()
+
+
 def decode(model: type[M], raw: bytes | None) -> M:
     """Parse and validate one message; raise InvalidMessage(reason, detail) when it is not a valid ``model``."""
+    return parse(model, raw).message
+
+
+def parse(model: type[M], raw: bytes | None) -> Parsed[M]:
+    """``decode``, and the dotted paths of the unknown fields it ignored.
+
+    Within a schema version a producer may add fields (a firmware update): they are ignored, not
+    fatal. A new major version is the explicit break (``unsupported_version``).
+    """
     if raw is None:
         raise InvalidMessage("empty", "message has no value")
     try:
-        return model.model_validate_json(raw)  # one pass in pydantic-core: a GPS fix in 1.8 us instead of 6.3
+        return Parsed(model.model_validate_json(raw))  # one pass in pydantic-core: a GPS fix in 1.8 us instead of 6.3
     except ValidationError:
-        pass  # bad input is rare: find out what is wrong with it the slow way, below
+        pass  # bad input, or unknown fields, is rare: find out what is wrong with it the slow way, below
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidMessage("not_json", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise InvalidMessage("not_object", f"expected a JSON object, got {type(data).__name__}")
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise InvalidMessage("unsupported_version", f"schema_version {version!r}; this worker reads {SCHEMA_VERSION}")
+        raise InvalidMessage(
+            "unsupported_version", f"schema_version {version!r:.40}; this worker reads {SCHEMA_VERSION}"
+        )
+    unknown: list[str] = []
+    known = _known_fields(model, data, "", unknown)
     try:
-        return model.model_validate(data)
+        return Parsed(model.model_validate(known), tuple(unknown[:MAX_UNKNOWN_REPORTED]))
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise InvalidMessage(f"invalid_{fields[0].split('.')[0]}" if fields else "invalid", detail) from None
 
 
-def keyed_by_vehicle(msg: Frame | GpsFix, event: Any) -> None:
-    """Fleet messages must be keyed by vehicle_id: co-partitioning of frames and GPS depends on it."""
-    key, vehicle_id = event.key, msg.vehicle_id
-    if key is None or key.decode("utf-8", "replace") != vehicle_id:
-        raise InvalidMessage("key_mismatch", f"message key {key!r} is not its vehicle_id {vehicle_id!r}")
+MAX_UNKNOWN_REPORTED = 20  # unknown fields named per message (metrics, logs)
+
+
+def _known_fields(model: type[BaseModel], data: dict[str, Any], path: str, unknown: list[str]) -> dict[str, Any]:
+    """``data`` without the keys ``model`` (and the models nested in it) does not declare."""
+    out = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            unknown.append(f"{path}{key}")
+        else:
+            out[key] = _known_value(field.annotation, value, f"{path}{key}.", unknown)
+    return out
+
+
+def _known_value(annotation: Any, value: Any, path: str, unknown: list[str]) -> Any:
+    """``value`` with unknown keys removed wherever ``annotation`` expects a model (in lists, dicts, unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _known_fields(annotation, value, path, unknown) if isinstance(value, dict) else value
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _known_value(args[0], value, path, unknown)
+    if origin in (list, tuple) and isinstance(value, list) and args:
+        return [_known_value(args[0], v, path, unknown) for v in value]
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {k: _known_value(args[1], v, path, unknown) for k, v in value.items()}
+    models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+    if origin in (Union, UnionType) and len(models) == 1:
+        return _known_value(models[0], value, path, unknown)
+    return value
 
 
 def utcnow() -> datetime:

@@ -19,8 +19,12 @@ from streams.producer import FleetProducer
 EVERY_FRAME_RULES = Path(__file__).with_name("alert_rules_every_frame.yaml")
 
 
+# The tests' data is dated from this day on (older than the worker admits by default).
+TEST_DATA_FROM = "2026-01-01T00:00:00+00:00"
+
+
 def stack_settings(run_dir: Path, **worker: object) -> Settings:
-    """Settings for an embedded stack of its own: fresh ports and run directory."""
+    """Settings for an embedded stack of its own: fresh ports and run directory; test data admitted."""
     kafka, pg, http, grpc, tmetrics, metrics = free_ports(6)
     return load_settings(
         kafka={"embedded_port": kafka, "partitions": 2},
@@ -31,7 +35,7 @@ def stack_settings(run_dir: Path, **worker: object) -> Settings:
             "embedded_metrics_port": tmetrics,
             "request_timeout_s": 30,
         },
-        worker={"metrics_port": metrics, **worker},
+        worker={"metrics_port": metrics, "backfill_from": TEST_DATA_FROM, **worker},
         stack={"run_dir": run_dir, "startup_timeout_s": 120},
     )
 

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+import psutil
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,6 +154,57 @@ def test_bad_input_is_dead_lettered_with_its_reason_and_good_input_keeps_flowing
 
     (scene,) = scenes_of(settings, {good.frame_id}, 1)
     assert scene.frame_id == good.frame_id
+
+
+def with_fields(message: Frame | GpsFix, **fields: object) -> bytes:
+    """The message's JSON with ``fields`` set (values the schema's own types would not let through)."""
+    return json.dumps({**json.loads(message.encode()), **fields}).encode()
+
+
+def test_implausible_times_are_dead_lettered_and_the_good_messages_between_them_are_stored(
+    settings, stack, producer, vehicle_id
+):
+    from infra.worker import WorkerProcess
+
+    worker = psutil.Process(next(s for s in stack.started if isinstance(s, WorkerProcess)).process.pid)
+    rss_before = worker.memory_info().rss
+    bad = {"9999": ("9999-12-31T00:00:00Z", "time_in_future"), "1970": ("1970-01-01T00:00:00Z", "time_too_old")}
+    bad["minus-one"] = (-1, "time_too_old")  # seconds since the epoch: 1969-12-31 23:59:59
+    good = [make_frame(vehicle_id, n) for n in range(len(bad) + 1)]
+    for n, (name, (when, _)) in enumerate(bad.items()):
+        producer.send_raw(topics.GPS, vehicle_id, with_fields(make_fix(vehicle_id, 50 + n), ts=when))
+        producer.send_raw(
+            topics.FRAMES, vehicle_id, with_fields(make_frame(vehicle_id, 50 + n), captured_at=when, frame_id=name)
+        )
+        # The good frame's fix comes just after it: the join waits for it unless a future-dated fix in
+        # the vehicle's history says GPS has moved past the frame (frames then went without context).
+        producer.send_frame(good[n])
+        producer.flush()
+        producer.send_gps(make_fix(vehicle_id, n))
+    # A firmware that adds a field: ignored and counted, the fix is used.
+    producer.send_raw(topics.GPS, vehicle_id, with_fields(make_fix(vehicle_id, len(bad)), firmware="2.1"))
+    producer.send_frame(good[-1])
+    producer.flush()
+
+    letters = [
+        decode(DeadLetter, r.value)
+        for r in read_until(settings, topics.DEADLETTER, lambda r: r.key == vehicle_id.encode(), 2 * len(bad))
+    ]
+    assert sorted((letter.source_topic, letter.reason) for letter in letters) == sorted(
+        (settings.topic(topic), reason) for _, reason in bad.values() for topic in (topics.GPS, topics.FRAMES)
+    )
+    assert all(letter.stage == "ingest" for letter in letters)
+    ids = [f.frame_id for f in good]
+    rows = wait_rows(settings, sa.select(frame_observations).where(frame_observations.c.frame_id.in_(ids)), len(ids))
+    assert all(row.lat is not None for row in rows), "a good frame was stored without its GPS fix"
+    assert (
+        metric_values(settings)[
+            ("fleetscope_unknown_fields_total", (("field", "firmware"), ("topic", settings.topic(topics.GPS))))
+        ]
+        >= 1
+    )
+    # A fix dated 9999 took the worker to 22 GB before windows were bounded whatever the time.
+    assert worker.memory_info().rss - rss_before < 200 * 2**20
 
 
 def test_a_scene_postgres_rejects_is_dead_lettered_alone_and_its_batch_is_stored(settings, producer, vehicle_id):

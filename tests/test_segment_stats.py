@@ -49,6 +49,7 @@ def consumer_group(base: Settings, name: str) -> dict:
             "app_id": f"fleetscope-{name}-{uuid.uuid4().hex[:6]}",
             "match_idle_flush_s": 2,
             "segment_flush_s": 0.5,
+            "backfill_from": base.worker.backfill_from,
         },
     }
 

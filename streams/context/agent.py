@@ -8,18 +8,26 @@ each segment's windows (``streams.context.segment_windows``).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Sequence
+
+from faust.types import EventT
 
 from streams import metrics, topics
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
-from streams.deadletter import decode_or_dead_letter
+from streams.deadletter import admit_or_dead_letter, one_by_one
+from streams.ingest.admission import Admission
 from streams.runtime import Runtime
-from streams.schema import GpsFix, ObservedFix, SegmentObservations, keyed_by_vehicle
+from streams.schema import GpsFix, ObservedFix, SegmentObservations
+
+log = logging.getLogger(__name__)
 
 
 def register(rt: Runtime, tracks: VehicleTracks) -> None:
     """Define the map-matching agent; fixes go into ``rt.gps`` and ``tracks``."""
     w = rt.settings.worker
+    admission = Admission.of(w)
 
     async def send(points: list[TrackPoint]) -> None:
         by_segment: dict[str, list[ObservedFix]] = defaultdict(list)
@@ -33,18 +41,24 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
             obs = SegmentObservations(segment_id=segment_id, fixes=fixes)
             await rt.send(topics.SEGMENT_OBSERVATIONS, segment_id, obs.encode())
 
-    @rt.app.agent(rt.topic(topics.GPS), name="match-gps")
+    async def match(batch: Sequence[tuple[EventT, GpsFix]]) -> None:
+        fixes = [fix for _, fix in batch]
+        for fix in fixes:
+            rt.gps.add(fix)
+        await send(tracks.push_all(fixes))
+
+    @rt.agent(topics.GPS, name="match-gps")
     async def match_gps(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(w.match_batch_size, within=w.match_linger_s):
             rt.received(topics.GPS, *events)
-            fixes = [await decode_or_dead_letter(rt, e, GpsFix, "ingest", check=keyed_by_vehicle) for e in events]
-            valid = [f for f in fixes if f is not None]
-            for fix in valid:
-                rt.gps.add(fix)
-            await send(tracks.push_all(valid))
+            admitted = [(e, await admit_or_dead_letter(rt, e, GpsFix, admission)) for e in events]
+            await one_by_one(rt, "map-matching", [(e, f) for e, f in admitted if f is not None], match)
 
     # The matcher holds a vehicle's newest fixes until later ones settle them; a vehicle that stops
     # sending (parked, or the end of a stream) would keep them forever.
     @rt.app.timer(w.match_idle_flush_s / 2)
     async def commit_idle_vehicles() -> None:
-        await send(tracks.flush_idle(w.match_idle_flush_s))
+        try:
+            await send(tracks.flush_idle(w.match_idle_flush_s))
+        except Exception:  # an exception would stop Faust's timer, and with it every later idle commit
+            log.exception("committing idle vehicles' fixes failed; trying again at the next tick")

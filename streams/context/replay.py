@@ -12,16 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import cast
-
-import faust
 
 from streams.context.gps_track import Row, add_fix, nearest_fix
 from streams.context.road_network import RoadNetwork
-from streams.context.segment_windows import WindowRange, WindowValue, merged, window_stats
+from streams.context.segment_windows import WindowValue, merged, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
 from streams.schema import GpsFix
+from streams.windows import WindowRange, earliest_range, hopping_ranges
 
 
 def replay_contexts(
@@ -41,14 +39,13 @@ def replay_contexts(
     vector per frame, in the order given (layout ``models.vocab.ST_CONTEXT_FIELDS``).
     """
     tracks = VehicleTracks(network, sigma_m=max(gps_noise_m, 1.0))
-    hopping = faust.HoppingWindow(window_s, hop_s)
     history: dict[str, list[Row]] = defaultdict(list)
     windows: dict[tuple[str, WindowRange], WindowValue] = {}
 
     def count(points: list[TrackPoint]) -> None:
         for p in points:
-            for window in hopping.ranges(p.ts.timestamp()):
-                key = (p.segment.segment_id, cast(WindowRange, tuple(window)))
+            for window in hopping_ranges(p.ts.timestamp(), window_s, hop_s):
+                key = (p.segment.segment_id, window)
                 windows[key] = merged(windows.get(key, {}), [p.observation()])
 
     join_delay = timedelta(seconds=gps_tolerance_s)
@@ -66,8 +63,8 @@ def replay_contexts(
         located = tracks.located(vehicle_id, attached.ts) if attached else None
         vec = context_vector(captured_at, attached, gps_tolerance_s, located.segment if located else None)
         if located is not None:
-            window = hopping.earliest(captured_at.timestamp())
-            value = windows.get((located.segment.segment_id, cast(WindowRange, tuple(window))))
+            window = earliest_range(captured_at.timestamp(), window_s, hop_s)
+            value = windows.get((located.segment.segment_id, window))
             if value:
                 vec = with_window(vec, window_stats(located.segment.segment_id, window, window_s, value))
         out[i] = vec

@@ -17,27 +17,28 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, cast
 
 import faust
 import numpy as np
 from aiokafka.partitioner import murmur2
+from faust.types import EventT
 
 from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
 from streams.context.kinematics import smoothed_speeds
 from streams.context.road_network import RoadNetwork
-from streams.deadletter import decode_or_dead_letter
+from streams.deadletter import decode_or_dead_letter, one_by_one
 from streams.runtime import Runtime
 from streams.schema import ObservedFix, SegmentObservations, SegmentWindow
-from streams.sinks.postgres import PostgresSink
+from streams.sinks.postgres import PostgresSink, is_outage
+from streams.windows import WindowRange, earliest_range, hopping_ranges
 
 log = logging.getLogger(__name__)
 
 TRAVERSAL_GAP_S = 30.0  # a vehicle back on a segment after this long is on a new pass
-WindowRange = tuple[float, float]
 WindowValue = dict[str, dict[str, list[Any]]]  # vehicle -> "epoch seconds" -> [speed_mps | None, hard_braking 0/1]
 
 
@@ -97,7 +98,7 @@ class SegmentWindows:
         w = rt.settings.worker
         self.rt, self.network, self.sink = rt, network, sink
         self.window_s, self.keep_s = w.segment_window_s, w.segment_window_keep_s
-        self.window = faust.HoppingWindow(w.segment_window_s, w.segment_hop_s)
+        self.hop_s = w.segment_hop_s
         self.store = cast(
             SegmentTable,
             rt.app.tables.add(
@@ -110,7 +111,7 @@ class SegmentWindows:
                 )
             ),
         )
-        self.table = self.store.using_window(self.window)
+        self.table = self.store.using_window(faust.HoppingWindow(w.segment_window_s, w.segment_hop_s))
         self.dirty: set[tuple[str, WindowRange]] = set()
         self._newest: dict[int, float] = defaultdict(float)  # partition -> newest fix time seen (event time)
         self._expiry: dict[int, list[tuple[float, str, WindowRange]]] = defaultdict(list)
@@ -118,7 +119,7 @@ class SegmentWindows:
 
     def lookup(self, segment_id: str, at: datetime) -> SegmentWindow | None:
         """The window of ``segment_id`` with the most history before ``at`` (None if it holds no fix yet)."""
-        window = self.window.earliest(at.timestamp())
+        window = earliest_range(at.timestamp(), self.window_s, self.hop_s)
         value = self.table[segment_id][window]
         return window_stats(segment_id, window, self.window_s, value) if value else None
 
@@ -133,8 +134,8 @@ class SegmentWindows:
                 if f.ts.timestamp() < newest - self.keep_s:
                     metrics.SEGMENT_FIXES_TOO_LATE.inc()
                     continue
-                for window in self.window.ranges(f.ts.timestamp()):
-                    by_window[(obs.segment_id, cast(WindowRange, tuple(window)))].append(f)
+                for window in hopping_ranges(f.ts.timestamp(), self.window_s, self.hop_s):
+                    by_window[(obs.segment_id, window)].append(f)
         for (segment_id, window), fixes in by_window.items():
             windows = self.table[segment_id]
             if not windows[window]:  # a new window: it expires by event time
@@ -171,8 +172,13 @@ class SegmentWindows:
         rows = []
         for segment_id, window in sorted(batch):
             value = self.table[segment_id][window]
-            if value:
-                rows.append((window_stats(segment_id, window, self.window_s, value), self.network.by_id(segment_id)))
+            try:
+                if value:
+                    stats = window_stats(segment_id, window, self.window_s, value)
+                    rows.append((stats, self.network.by_id(segment_id)))
+            except Exception:  # kept dirty, one bad window would stop every later flush
+                metrics.SINK_ERRORS.labels("segment_stats_window").inc()
+                log.exception("segment window %s %s cannot be summarised; it is not written", segment_id, window)
         try:
             await self.sink.write_segment_stats(rows)
         except Exception:
@@ -188,20 +194,29 @@ def register(rt: Runtime, network: RoadNetwork, sink: PostgresSink) -> SegmentWi
     w = rt.settings.worker
     known = _known(network)
 
-    @rt.app.agent(rt.topic(topics.SEGMENT_OBSERVATIONS), name="segment-windows")
+    stage = "segment-windows"
+
+    async def add(batch: Sequence[tuple[EventT, SegmentObservations]]) -> None:
+        windows.add(obs for _, obs in batch)
+
+    @rt.agent(topics.SEGMENT_OBSERVATIONS, name="segment-windows")
     async def segment_windows(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(w.match_batch_size, within=w.match_linger_s):
             rt.received(topics.SEGMENT_OBSERVATIONS, *events)
-            batch = [await decode_or_dead_letter(rt, e, SegmentObservations, "segment-windows", known) for e in events]
-            windows.add(obs for obs in batch if obs is not None)
+            batch = [(e, await decode_or_dead_letter(rt, e, SegmentObservations, stage, known)) for e in events]
+            await one_by_one(rt, stage, [(e, obs) for e, obs in batch if obs is not None], add)
 
     @rt.app.timer(w.segment_flush_s)
     async def flush_segment_stats() -> None:
         try:
             await windows.flush()
-        except Exception as exc:  # PostgreSQL down: the windows stay changed and go with the next flush
+            rt.postgres.ok()
+        except Exception as exc:  # the windows stay changed and go with the next flush
             metrics.SINK_ERRORS.labels("segment_stats").inc()
-            log.warning("segment_stats not written (%s); will retry", str(exc).splitlines()[0])
+            if is_outage(exc):
+                rt.postgres.failed(exc)
+            else:
+                log.warning("segment_stats not written (%s); will retry", str(exc).splitlines()[0])
 
     return windows
 

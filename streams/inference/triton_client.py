@@ -1,7 +1,10 @@
 """Calls the three fleetscope models on Triton through ``tritonclient.grpc.aio``.
 
-Bounded concurrency (a semaphore over requests in flight), a timeout per request and retries with
-exponential backoff on transient failures. A request Triton rejects for its content is not retried.
+Bounded concurrency (a semaphore over requests in flight) and a timeout per request. After a failed
+request the client asks Triton whether the model is ready: if not (Triton killed, restarting,
+unreachable) that is an outage, waited out without limit (``streams.health``); if it is ready, a
+transient failure is retried ``max_retries`` times and any other is the request's own fault
+(``InferenceError``), which the inference agent dead-letters.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
-from fleetscope.errors import InferenceError
+from fleetscope.errors import InferenceError, ServiceUnavailable
 from fleetscope.settings import TritonSettings
 from models.vocab import ASPECTS
 from streams import metrics
+from streams.health import Dependency, wait_out
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +32,16 @@ SA_CLIP_OUTPUTS = ("ANOMALY_SCORE", "RELATION_SCORES")
 SCENE_GRAPH_OUTPUTS = ("BOXES", "CLASS_IDS", "CLASS_SCORES", "TRIPLETS", "TRIPLET_SCORES")
 TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNKNOWN")
 
+PROBE_TIMEOUT_S = 2.0
 Outputs = dict[str, np.ndarray]
 
 
 class TritonModels:
     """Async client for st_clip, sa_clip and scene_graph."""
 
-    def __init__(self, cfg: TritonSettings) -> None:
+    def __init__(self, cfg: TritonSettings, health: Dependency | None = None) -> None:
         self.cfg = cfg
+        self.health = health or Dependency("triton")
         self._client: grpcaio.InferenceServerClient | None = None
         self._slots = asyncio.Semaphore(cfg.max_concurrency)
 
@@ -52,10 +58,18 @@ class TritonModels:
             self._client = None
 
     async def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> Outputs:
-        """One batched request with retries; raise InferenceError when it cannot be served."""
+        """One batched request; waits out an outage, raises InferenceError when Triton cannot serve it."""
         batch = next(iter(inputs.values())).shape[0]
         metrics.TRITON_BATCH.labels(model).observe(batch)
         t0 = time.perf_counter()
+        result = await wait_out(
+            self.health, lambda: self._infer_ready(model, inputs, outputs), lambda e: isinstance(e, ServiceUnavailable)
+        )
+        metrics.TRITON_LATENCY.labels(model).observe(time.perf_counter() - t0)
+        return result
+
+    async def _infer_ready(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> Outputs:
+        """The request with retries while Triton has the model ready; ServiceUnavailable when it has not."""
         attempt = 0
         while True:
             try:
@@ -66,10 +80,14 @@ class TritonModels:
                         outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
                         client_timeout=self.cfg.request_timeout_s,
                     )
-                metrics.TRITON_LATENCY.labels(model).observe(time.perf_counter() - t0)
                 return {o: result.as_numpy(o) for o in outputs}
             except InferenceServerException as exc:
                 status = str(exc.status() or "")
+                if not await self.model_ready(model):
+                    metrics.TRITON_ERRORS.labels(model, "unavailable").inc()
+                    raise ServiceUnavailable(
+                        f"Triton at {self.cfg.grpc_url} has no {model} ready: {exc.message()}"
+                    ) from None
                 transient = any(code in status for code in TRANSIENT)
                 metrics.TRITON_ERRORS.labels(model, "transient" if transient else "rejected").inc()
                 if not transient or attempt >= self.cfg.max_retries:
@@ -78,6 +96,13 @@ class TritonModels:
             delay = self.cfg.retry_backoff_s * 2 ** (attempt - 1)
             log.warning("%s request failed (attempt %d), retrying in %.2fs", model, attempt, delay)
             await asyncio.sleep(delay)
+
+    async def model_ready(self, model: str) -> bool:
+        """Whether Triton answers that ``model`` is ready (False when it does not answer at all)."""
+        try:
+            return bool(await self.client.is_model_ready(model, client_timeout=PROBE_TIMEOUT_S))
+        except Exception:  # unreachable, timing out, shutting down: not ready, whatever the error says
+            return False
 
     async def analyse(self, jpegs: Sequence[bytes], st_context: np.ndarray) -> tuple[Outputs, Outputs, Outputs]:
         """Run the three models on one batch of frames, concurrently."""

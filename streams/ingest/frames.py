@@ -1,4 +1,5 @@
-"""Frame ingest: validate, check the JPEG decodes, attach the nearest GPS fix, the road segment and the ST context.
+"""Frame ingest: admit each frame (``admission``: schema, key, a plausible time, a JPEG that decodes),
+then attach the nearest GPS fix, the road segment and the ST context.
 
 The enriched frame is keyed by its segment, so it reaches the worker that holds that segment's
 traffic windows (the inference agent joins them there); a frame without a segment stays keyed by vehicle.
@@ -7,48 +8,25 @@ traffic windows (the inference agent joins them there); a frame without a segmen
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from datetime import datetime, timezone
 
 from faust.types import EventT
-from PIL import Image, UnidentifiedImageError
 
-from fleetscope.errors import InvalidMessage
 from streams import metrics, topics
 from streams.context.gps_track import Row, nearest_fix, newest_ts
 from streams.context.st_vector import cell_id, context_vector
 from streams.context.vehicle_track import VehicleTracks
-from streams.deadletter import decode_or_dead_letter
+from streams.deadletter import admit_or_dead_letter, dead_letter_on_error
+from streams.ingest.admission import Admission
 from streams.runtime import Runtime
-from streams.schema import AttachedFix, EnrichedFrame, Frame, SegmentContext, keyed_by_vehicle, utcnow
-
-MAX_PIXELS = 4096 * 4096
-
-
-def check_jpeg(data: bytes) -> tuple[int, int]:
-    """Decode the JPEG fully (a truncated or corrupt file fails here, not in Triton); return (w, h)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format != "JPEG":
-                raise InvalidMessage("not_jpeg", f"image format is {img.format}")
-            if img.width * img.height > MAX_PIXELS:
-                raise InvalidMessage("image_too_large", f"{img.width}x{img.height}")
-            img.load()
-            return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InvalidMessage("corrupt_jpeg", str(exc)[:200]) from None
-
-
-def valid_frame(frame: Frame, event: EventT) -> None:
-    """A frame must be keyed by its vehicle and carry a JPEG that decodes."""
-    keyed_by_vehicle(frame, event)
-    check_jpeg(frame.jpeg)
+from streams.schema import AttachedFix, EnrichedFrame, Frame, SegmentContext, utcnow
 
 
 def register(rt: Runtime, tracks: VehicleTracks) -> None:
     """Define the frame ingest agent (joins with the fixes and tracks the map-matching agent keeps)."""
     w = rt.settings.worker
+    admission = Admission.of(w)
 
     async def attach(frame: Frame) -> AttachedFix | None:
         history: list[Row] = rt.gps.history(frame.vehicle_id)
@@ -65,34 +43,35 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
             fix = nearest_fix(history, frame.captured_at, w.gps_tolerance_s)
         return fix
 
+    async def enrich(event: EventT, frame: Frame) -> None:
+        fix = await attach(frame)
+        located = tracks.located(frame.vehicle_id, fix.ts) if fix else None
+        if fix is None:
+            metrics.FRAMES_WITHOUT_CONTEXT.inc()
+        if located is None:
+            metrics.FRAMES_WITHOUT_SEGMENT.inc()
+        enriched = EnrichedFrame(
+            frame=frame,
+            gps=fix,
+            cell_id=cell_id(fix.lat, fix.lon, w.cell_deg) if fix else None,
+            segment=SegmentContext(
+                segment_id=located.segment.segment_id, offset_m=located.offset_m, committed=located.committed
+            )
+            if located
+            else None,
+            st_context=context_vector(frame.captured_at, fix, w.gps_tolerance_s, located.segment if located else None),
+            produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
+            ingested_at=utcnow(),
+        )
+        key = located.segment.segment_id if located else frame.vehicle_id
+        await rt.send(topics.FRAMES_ENRICHED, key, enriched.encode())
+
     # Concurrency lets frames waiting for a late fix overlap instead of queueing behind each other.
-    @rt.app.agent(rt.topic(topics.FRAMES), name="ingest-frames", concurrency=4)
+    @rt.agent(topics.FRAMES, name="ingest-frames", concurrency=4)
     async def ingest_frames(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
             rt.received(topics.FRAMES, event)
-            frame = await decode_or_dead_letter(rt, event, Frame, "ingest", check=valid_frame)
-            if frame is None:
-                continue
-            fix = await attach(frame)
-            located = tracks.located(frame.vehicle_id, fix.ts) if fix else None
-            if fix is None:
-                metrics.FRAMES_WITHOUT_CONTEXT.inc()
-            if located is None:
-                metrics.FRAMES_WITHOUT_SEGMENT.inc()
-            enriched = EnrichedFrame(
-                frame=frame,
-                gps=fix,
-                cell_id=cell_id(fix.lat, fix.lon, w.cell_deg) if fix else None,
-                segment=SegmentContext(
-                    segment_id=located.segment.segment_id, offset_m=located.offset_m, committed=located.committed
-                )
-                if located
-                else None,
-                st_context=context_vector(
-                    frame.captured_at, fix, w.gps_tolerance_s, located.segment if located else None
-                ),
-                produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
-                ingested_at=utcnow(),
-            )
-            key = located.segment.segment_id if located else frame.vehicle_id
-            await rt.send(topics.FRAMES_ENRICHED, key, enriched.encode())
+            frame = await admit_or_dead_letter(rt, event, Frame, admission)
+            if frame is not None:
+                async with dead_letter_on_error(rt, event, "ingest"):
+                    await enrich(event, frame)

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleetscope.settings import Settings
@@ -142,6 +143,21 @@ _UPDATE_SEGMENT_SPEEDS = sa.text(
       AND rc.window_seconds = sp.window_seconds AND rc.median_speed_kmh IS DISTINCT FROM sp.median_speed_kmh
     """
 )
+
+
+# SQLSTATE classes that blame the server, not the statement: connection exceptions (08), operator
+# intervention such as a shutdown or restart (57P), insufficient resources (53).
+_OUTAGE_SQLSTATES = ("08", "57P", "53")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says PostgreSQL cannot be reached (wait for it), not that it rejected the data."""
+    if isinstance(exc, OSError | DisconnectionError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return exc.connection_invalidated or (isinstance(code, str) and code.startswith(_OUTAGE_SQLSTATES))
+    return False
 
 
 def segment_condition_windows(at: Sequence[tuple[str, datetime]], lengths: Sequence[int]) -> dict[str, list[Any]]:
