@@ -16,6 +16,7 @@ import click
 from evaluation.cli import evaluate
 from fleetscope.errors import ConfigError, FleetscopeError
 from fleetscope.settings import Settings, load_settings
+from fleetscope.soak import bench_soak
 from kinematics.cli import ask
 from models.training.cli import train
 from sim.bench import bench_render
@@ -330,6 +331,7 @@ def bench() -> None:
 
 bench.add_command(bench_render)
 bench.add_command(bench_gps)
+bench.add_command(bench_soak)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,12 @@ class WorkerSettings(Section):
     match_idle_flush_s: float = Field(
         10.0, gt=0, description="a vehicle silent this long has its pending fixes committed to the segment windows"
     )
+    stall_timeout_s: float = Field(
+        120.0,
+        ge=0,
+        description="records waiting this long on a partition no agent takes (services up) stop the worker,"
+        " so that it is started again (streams/liveness.py); 0 disables",
+    )
     segment_window_s: int = Field(60, ge=10, description="length of the per-segment traffic windows")
     segment_hop_s: int = Field(30, ge=1, description="a new segment window starts every this many seconds")
     segment_window_keep_s: int = Field(900, ge=60, description="how long segment windows stay in worker memory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, cast
 
 import faust
@@ -21,6 +22,7 @@ from streams.context.vehicle_track import VehicleTracks
 from streams.fusion import agent as fusion
 from streams.inference import agent as inference
 from streams.ingest import frames
+from streams.liveness import StallWatch, restart_stalled_worker
 from streams.runtime import Runtime
 from streams.sinks.postgres import PostgresSink
 
@@ -61,7 +63,7 @@ def create_app(settings: Settings) -> Runtime:
             f"cannot read the road network {w.road_network}: {exc}; check FLEETSCOPE_WORKER__ROAD_NETWORK"
         ) from exc
     log.info("road network %s: %d segments", network.source, len(network.segments))
-    rt = Runtime(settings=settings, app=app, gps=RecentFixes(w.gps_history))
+    rt = Runtime(settings=settings, app=app, gps=RecentFixes(w.gps_history), stalls=StallWatch(w.stall_timeout_s))
     tracks = VehicleTracks(network, sigma_m=w.gps_noise_m, keep=w.gps_history)
     sink = PostgresSink(settings)
     map_matching.register(rt, tracks)
@@ -108,7 +110,11 @@ async def _report(rt: Runtime) -> None:
     # Ready means partitions assigned, the segment-window table recovered and Triton and PostgreSQL reachable.
     recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
     reachable = rt.triton.up and rt.postgres.up
-    metrics.WORKER_READY.set(1 if assignment and recovered and reachable and not app.rebalancing else 0)
+    ready = bool(assignment) and recovered and reachable and not app.rebalancing
+    metrics.WORKER_READY.set(1 if ready else 0)
+    if not ready:
+        rt.stalls.reset()
+    now, stalled = time.monotonic(), []
     for tp in assignment:
         # Only topics agents read: a table's changelog and Faust's own topics are assigned but read otherwise.
         if tp.topic not in rt.consumed:
@@ -119,3 +125,8 @@ async def _report(rt: Runtime) -> None:
         position = last + 1 if last is not None else await app.consumer.position(tp)
         if highwater is not None and position is not None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            if ready and rt.stalls.stalled(tp, position, highwater, now):
+                stalled.append(f"{tp.topic}[{tp.partition}]@{position}")
+    if stalled and not rt.stopping:
+        rt.stopping = True
+        restart_stalled_worker(stalled, rt.settings.stack.shutdown_timeout_s)

@@ -45,6 +45,9 @@ DEPENDENCY_OUTAGES = Counter(
 DEPENDENCY_DOWN_SECONDS = Counter(
     "fleetscope_dependency_down_seconds", "Seconds spent waiting for an unreachable service", ["dependency"]
 )
+PARTITION_STALLS = Counter(
+    "fleetscope_partition_stalls", "Worker stops because records waited on a partition no agent was taking"
+)
 UNKNOWN_FIELDS = Counter(
     "fleetscope_unknown_fields",
     "Fields a message carried that this schema version does not know (ignored)",

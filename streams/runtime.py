@@ -14,6 +14,7 @@ from fleetscope.settings import Settings
 from streams import metrics
 from streams.context.gps_track import RecentFixes
 from streams.health import Dependency
+from streams.liveness import StallWatch
 
 log = logging.getLogger(__name__)
 AgentFun = Callable[[Any], Awaitable[None]]
@@ -31,6 +32,8 @@ class Runtime:
     consumed: set[str] = field(default_factory=set)  # full names of the topics agents read
     triton: Dependency = field(default_factory=lambda: Dependency("triton"))
     postgres: Dependency = field(default_factory=lambda: Dependency("postgres"))
+    stalls: StallWatch = field(default_factory=lambda: StallWatch(0))
+    stopping: bool = False  # the worker is stopping itself (``streams.liveness``)
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a logical name from ``streams.topics`` (raw bytes in and out)."""

@@ -19,6 +19,7 @@ from streams.context.st_vector import cell_id, context_vector
 from streams.health import Dependency
 from streams.inference.triton_client import TritonModels
 from streams.ingest.admission import check_jpeg
+from streams.liveness import StallWatch
 from streams.recent_vehicles import RecentVehicles
 from streams.schema import Frame, GpsFix, decode, parse
 from tests.frames import sample_camera, sample_jpeg
@@ -164,3 +165,15 @@ def test_per_vehicle_state_keeps_the_most_recently_seen_vehicles():
     assert len(states) == 2
     assert states.seen("a") == [1, 3]
     assert states.seen("b") == []  # forgotten when "c" came: a fresh state
+
+
+def test_a_partition_stalls_only_when_records_wait_at_the_same_offset_for_the_whole_timeout():
+    watch = StallWatch(timeout_s=20)
+    assert not watch.stalled("p", position=4, highwater=24, now=0)
+    assert not watch.stalled("p", position=4, highwater=24, now=19)
+    assert watch.stalled("p", position=4, highwater=24, now=20)
+    assert not watch.stalled("p", position=5, highwater=24, now=21)  # it moved: the clock starts again
+    assert not watch.stalled("p", position=24, highwater=24, now=100)  # nothing waits: never stalled
+    watch.reset()
+    assert not watch.stalled("p", position=24, highwater=30, now=200)
+    assert not StallWatch(timeout_s=0).stalled("p", position=0, highwater=9, now=1e9)  # disabled
