@@ -83,6 +83,7 @@ def create_app(settings: Settings) -> Runtime:
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def log_assignment(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
         log.info("assigned %d partitions", len(assigned))
+        rt.read_offsets.clear()  # a partition may be read again from its committed offset
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def not_ready_on_revoke(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

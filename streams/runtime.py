@@ -79,8 +79,13 @@ class Runtime:
         metrics.MESSAGES_OUT.labels(self.settings.topic(name)).inc()
 
     def received(self, name: str, *events: Any) -> None:
-        """Count consumed events and remember the last offset read per partition (for consumer lag)."""
+        """Count consumed events and remember the highest offset read per partition (for consumer lag).
+
+        The highest, not the latest: concurrent actors of one agent finish their events out of order.
+        """
         metrics.MESSAGES_IN.labels(self.settings.topic(name)).inc(len(events))
         for event in events:
             msg = event.message
-            self.read_offsets[(msg.topic, msg.partition)] = msg.offset
+            key = (msg.topic, msg.partition)
+            if msg.offset > self.read_offsets.get(key, -1):
+                self.read_offsets[key] = msg.offset
