@@ -89,7 +89,12 @@ async def decode_or_dead_letter(
         return parsed.message
     except InvalidMessage as exc:
         await dead_letter(rt, event, stage, exc.reason, exc.detail)
-        return None
+    except Exception as exc:  # a check that breaks on odd input must not stop the agent either
+        log.exception(
+            "%s could not decode %s/%d@%d", stage, event.message.topic, event.message.partition, event.message.offset
+        )
+        await dead_letter(rt, event, stage, "processing_error", describe(exc))
+    return None
 
 
 async def decode_batch(
@@ -115,7 +120,12 @@ async def admit_or_dead_letter(
         return parsed.message
     except InvalidMessage as exc:
         await dead_letter(rt, event, stage, exc.reason, exc.detail)
-        return None
+    except Exception as exc:
+        log.exception(
+            "%s could not admit %s/%d@%d", stage, event.message.topic, event.message.partition, event.message.offset
+        )
+        await dead_letter(rt, event, stage, "processing_error", describe(exc))
+    return None
 
 
 def describe(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fleetscope.errors import InvalidMessage
 from fleetscope.settings import WorkerSettings
@@ -34,8 +34,10 @@ def check_jpeg(data: bytes) -> tuple[int, int]:
                 raise InvalidMessage("image_too_large", f"{img.width}x{img.height}")
             img.load()
             return img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidMessage("corrupt_jpeg", str(exc)[:200]) from None
+    except InvalidMessage:
+        raise
+    except Exception as exc:  # Pillow raises many kinds on hostile files (OSError, SyntaxError, struct.error...)
+        raise InvalidMessage("corrupt_jpeg", f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
 def check_key(msg: Frame | GpsFix, key: bytes | None) -> None:
