@@ -122,12 +122,13 @@ async def _report(rt: Runtime) -> None:
             continue
         highwater = app.consumer.highwater(tp)
         last = rt.read_offsets.get((tp.topic, tp.partition))
-        # Nothing read here since the start: the committed position is where this worker stands.
+        # Nothing read here since the assignment: the consumer's fetch position stands in for it.
         position = last + 1 if last is not None else await app.consumer.position(tp)
         if highwater is not None and position is not None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
             if ready and rt.stalls.stalled(tp, position, highwater, now):
                 stalled.append(f"{tp.topic}[{tp.partition}]@{position}")
-    if stalled and not rt.stopping:
+    # While a stage is at work, waiting records are its backlog, not a consumer that stopped delivering.
+    if stalled and not rt.stopping and not rt.in_flight:
         rt.stopping = True
         restart_stalled_worker(stalled, rt.settings.stack.shutdown_timeout_s)

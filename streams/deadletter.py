@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 F = TypeVar("F", Frame, GpsFix)
-LETTER_OVERHEAD = 4096  # bytes of a letter besides its base64 payload (error text capped at 2,000)
+LETTER_OVERHEAD = 32 * 1024  # bytes of a letter besides its base64 payload (key and error capped, JSON escapes)
+MAX_LETTER_KEY = 256  # characters of a message's key kept in its letter (vehicle ids are at most 128)
 
 
 async def dead_letter(rt: "Runtime", event: "EventT", stage: str, reason: str, error: str) -> None:
@@ -42,6 +43,8 @@ async def dead_letter(rt: "Runtime", event: "EventT", stage: str, reason: str, e
         at = f"{msg.topic}[{msg.partition}]@{msg.offset}"
         error = f"[the original's {len(raw)} bytes are left out of this letter; read them at {at}] {error}"
         raw = b""
+    if key is not None and len(key) > MAX_LETTER_KEY:  # a hostile key is sent twice: as the key and in the letter
+        key = key[:MAX_LETTER_KEY]
     letter = DeadLetter(
         source_topic=msg.topic,
         partition=msg.partition,
@@ -53,7 +56,7 @@ async def dead_letter(rt: "Runtime", event: "EventT", stage: str, reason: str, e
         payload=raw,
         failed_at=utcnow(),
     )
-    await rt.send(topics.DEADLETTER, msg.key, letter.encode())
+    await rt.send(topics.DEADLETTER, key, letter.encode())
     metrics.DEAD_LETTERS.labels(stage, reason).inc()
     log.warning(
         "dead letter %s/%d@%d stage=%s reason=%s: %s", msg.topic, msg.partition, msg.offset, stage, reason, error[:300]
@@ -138,7 +141,8 @@ def describe(exc: BaseException) -> str:
 async def dead_letter_on_error(rt: "Runtime", event: "EventT", stage: str) -> AsyncIterator[None]:
     """Dead-letter ``event`` as ``processing_error`` if handling it raises; the agent goes on."""
     try:
-        yield
+        with rt.handling():
+            yield
     except Exception as exc:
         msg = event.message
         log.exception("%s failed on %s/%d@%d", stage, msg.topic, msg.partition, msg.offset)
@@ -157,7 +161,8 @@ async def one_by_one(
     the windows and tracks take a message twice as once).
     """
     try:
-        await handle(items)
+        with rt.handling():
+            await handle(items)
         return
     except Exception as exc:
         if len(items) == 1:

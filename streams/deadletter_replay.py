@@ -187,7 +187,8 @@ def replay(settings: Settings, letters: Iterable[StoredLetter]) -> ReplayResult:
     todo: dict[tuple[int, int], StoredLetter] = {}
     skipped = 0
     for stored in letters:
-        if stored.replayed:
+        # A letter whose original was too large to carry has nothing to send: it names where the original is.
+        if stored.replayed or not stored.letter.payload:
             skipped += 1
         else:
             todo.setdefault(stored.position, stored)

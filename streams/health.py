@@ -71,17 +71,22 @@ async def wait_out(
         error = state.outcome.exception() if state.outcome else None
         dependency.failed(error, state.next_action.sleep if state.next_action else None)
 
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(is_outage),
-        wait=wait_exponential(multiplier=0.25, max=max_backoff_s),
-        before_sleep=note,
-        reraise=True,
-    ):
-        with attempt:
-            result = await call()
-        if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
-            dependency.ok()
-            return result
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_outage),
+            wait=wait_exponential(multiplier=0.25, max=max_backoff_s),
+            before_sleep=note,
+            reraise=True,
+        ):
+            with attempt:
+                result = await call()
+            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                dependency.ok()
+                return result
+    except Exception as exc:
+        if not is_outage(exc):
+            dependency.ok()  # it answered, if only to refuse this call
+        raise
     raise AssertionError("unreachable: tenacity retries until the call succeeds or raises")
 
 

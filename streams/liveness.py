@@ -54,5 +54,7 @@ def restart_stalled_worker(stalled: list[str], grace_s: float) -> None:
         " delivering them; stopping the worker so that it is started again",
         ", ".join(stalled),
     )
-    threading.Timer(grace_s, os._exit, [EXIT_STALLED]).start()
+    hard_stop = threading.Timer(grace_s, os._exit, [EXIT_STALLED])
+    hard_stop.daemon = True  # a graceful stop that finishes in time exits as usual
+    hard_stop.start()
     os.kill(os.getpid(), signal.SIGTERM)

@@ -3,8 +3,9 @@ health of the services the worker needs, and the agent decorator that counts cra
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ class Runtime:
     postgres: Dependency = field(default_factory=lambda: Dependency("postgres"))
     stalls: StallWatch = field(default_factory=lambda: StallWatch(0))
     stopping: bool = False  # the worker is stopping itself (``streams.liveness``)
+    in_flight: int = 0  # messages or batches a stage is handling now (a slow stage is not a stalled consumer)
 
     def topic(self, name: str) -> Any:
         """The Faust topic for a logical name from ``streams.topics`` (raw bytes in and out)."""
@@ -70,6 +72,15 @@ class Runtime:
             return self.app.agent(self.topic(topic), name=name, **options)(counted)
 
         return register
+
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        """Mark a stage at work on a message or batch while the block runs."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
 
     async def send(self, name: str, key: bytes | str | None, value: bytes) -> None:
         """Produce one message and count it."""

@@ -181,9 +181,24 @@ class SegmentWindows:
                 log.exception("segment window %s %s cannot be summarised; it is not written", segment_id, window)
         try:
             await self.sink.write_segment_stats(rows)
-        except Exception:
-            self.dirty |= batch
-            raise
+        except Exception as exc:
+            if is_outage(exc):  # PostgreSQL away: all of them go with the next flush
+                self.dirty |= batch
+                raise
+            # PostgreSQL refused the batch for something in it: write the windows one by one, and
+            # drop (counted) those it refuses alone, or one bad window would stop every later flush.
+            log.warning("segment_stats refused a batch of %d windows (%s); writing them one by one", len(rows), exc)
+            for row in rows:
+                try:
+                    await self.sink.write_segment_stats([row])
+                except Exception as one:
+                    if is_outage(one):
+                        self.dirty |= batch
+                        raise
+                    metrics.SINK_ERRORS.labels("segment_stats_window").inc()
+                    log.error(
+                        "segment window %s %s refused, not written: %s", row[0].segment_id, row[0].window_start, one
+                    )
         return len(rows)
 
 
@@ -209,8 +224,8 @@ def register(rt: Runtime, network: RoadNetwork, sink: PostgresSink) -> SegmentWi
     @rt.app.timer(w.segment_flush_s)
     async def flush_segment_stats() -> None:
         try:
-            await windows.flush()
-            rt.postgres.ok()
+            if await windows.flush():  # only a write that reached PostgreSQL says it is back
+                rt.postgres.ok()
         except Exception as exc:  # the windows stay changed and go with the next flush
             metrics.SINK_ERRORS.labels("segment_stats").inc()
             if is_outage(exc):

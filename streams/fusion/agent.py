@@ -22,13 +22,14 @@ from sqlalchemy.exc import DBAPIError
 from alerts.incidents import IncidentTracker
 from kinematics.events import KinematicWatch
 from streams import metrics, topics
-from streams.deadletter import dead_letter, decode_batch, one_by_one
+from streams.deadletter import dead_letter, dead_letter_on_error, decode_batch, one_by_one
 from streams.health import wait_out
 from streams.runtime import Runtime
 from streams.schema import Alert, Scene
 from streams.sinks.postgres import PostgresSink, is_outage
 
 log = logging.getLogger(__name__)
+Fused = tuple[Scene, list[Alert]]  # a scene with its kinematics, and the alert updates it raised
 
 
 def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> None:
@@ -39,17 +40,24 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
     async def write(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
         return await wait_out(rt.postgres, lambda: sink.write(scenes, new_alerts), is_outage)
 
-    async def fuse_batch(batch: Sequence[tuple[EventT, Scene]]) -> None:
-        scenes = [s.model_copy(update={"kinematics": watch.observe(s)}) for _, s in batch]
-        raised = [incidents.observe(s, s.kinematics.events if s.kinematics else ()) for s in scenes]
+    async def tracked(event: EventT, inferred: Scene) -> Fused | None:
+        """The scene with its kinematics and the alerts it raises; the trackers see each scene once."""
+        async with dead_letter_on_error(rt, event, "fusion"):
+            scene = inferred.model_copy(update={"kinematics": watch.observe(inferred)})
+            return scene, incidents.observe(scene, scene.kinematics.events if scene.kinematics else ())
+        return None
+
+    async def store(batch: Sequence[tuple[EventT, Fused]]) -> None:
+        """Write and publish; safe to repeat (``one_by_one``): the sinks upsert and nothing is tracked here."""
+        scenes = [scene for _, (scene, _) in batch]
         written = scenes
         try:
-            merged = await write(scenes, [a for alerts in raised for a in alerts])
+            merged = await write(scenes, [a for _, (_, alerts) in batch for a in alerts])
         except DBAPIError as exc:  # not an outage (those are waited out): PostgreSQL rejected some scene
             metrics.SINK_ERRORS.labels("transaction").inc()
             log.warning("PostgreSQL rejected a batch of %d scenes (%s); writing them one by one", len(scenes), exc.orig)
             merged, written = [], []
-            for scene, (event, _), alerts in zip(scenes, batch, raised, strict=True):
+            for event, (scene, alerts) in batch:
                 try:
                     merged += await write([scene], alerts)
                     written.append(scene)
@@ -66,4 +74,5 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
         async for events in stream.take_events(w.sink_batch_size, within=w.sink_linger_s):
             rt.received(topics.SCENES_INFERRED, *events)
             inferred, scene_events = await decode_batch(rt, events, Scene, "fusion")
-            await one_by_one(rt, "fusion", list(zip(scene_events, inferred, strict=True)), fuse_batch)
+            fused = [(e, await tracked(e, s)) for e, s in zip(scene_events, inferred, strict=True)]
+            await one_by_one(rt, "fusion", [(e, f) for e, f in fused if f is not None], store)

@@ -31,6 +31,8 @@ ST_CLIP_OUTPUTS = tuple(f"ASPECT_{a.upper()}" for a in ASPECTS)
 SA_CLIP_OUTPUTS = ("ANOMALY_SCORE", "RELATION_SCORES")
 SCENE_GRAPH_OUTPUTS = ("BOXES", "CLASS_IDS", "CLASS_SCORES", "TRIPLETS", "TRIPLET_SCORES")
 TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNKNOWN")
+# Triton saying it cannot serve now (overloaded, shutting down) even while it reports the model ready.
+OUTAGE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")
 
 PROBE_TIMEOUT_S = 2.0
 Outputs = dict[str, np.ndarray]
@@ -90,6 +92,8 @@ class TritonModels:
                     ) from None
                 transient = any(code in status for code in TRANSIENT)
                 metrics.TRITON_ERRORS.labels(model, "transient" if transient else "rejected").inc()
+                if transient and attempt >= self.cfg.max_retries and any(code in status for code in OUTAGE):
+                    raise ServiceUnavailable(f"Triton at {self.cfg.grpc_url}: {exc.message()} ({status})") from None
                 if not transient or attempt >= self.cfg.max_retries:
                     raise InferenceError(f"{model}: {exc.message()} ({status or 'no status'})") from None
             attempt += 1

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fleetscope.settings import Settings
@@ -145,14 +146,16 @@ _UPDATE_SEGMENT_SPEEDS = sa.text(
 )
 
 
-# SQLSTATE classes that blame the server, not the statement: connection exceptions (08), operator
-# intervention such as a shutdown or restart (57P), insufficient resources (53).
-_OUTAGE_SQLSTATES = ("08", "57P", "53")
+# SQLSTATE classes that blame the server or the session, not the data: connection exceptions (08),
+# operator intervention such as a shutdown or restart (57P), insufficient resources (53), a login or
+# database refused (28, 3D: a configuration fault, waited on visibly rather than dead-lettering every
+# scene) and transaction rollbacks such as deadlocks (40: the same statement may succeed again).
+_OUTAGE_SQLSTATES = ("08", "57P", "53", "28", "3D", "40")
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says PostgreSQL cannot be reached (wait for it), not that it rejected the data."""
-    if isinstance(exc, OSError | DisconnectionError | OperationalError | InterfaceError):
+    """Whether ``exc`` says PostgreSQL cannot serve us now (wait for it), not that it rejected the data."""
+    if isinstance(exc, OSError | DisconnectionError | OperationalError | InterfaceError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError):
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy.exc import DBAPIError
 
 from fleetscope.errors import InvalidMessage
 from fleetscope.settings import TritonSettings
@@ -16,12 +17,13 @@ from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
 from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
-from streams.health import Dependency
+from streams.health import Dependency, wait_out
 from streams.inference.triton_client import TritonModels
 from streams.ingest.admission import check_jpeg
 from streams.liveness import StallWatch
 from streams.recent_vehicles import RecentVehicles
 from streams.schema import Frame, GpsFix, decode, parse
+from streams.sinks.postgres import is_outage
 from tests.frames import sample_camera, sample_jpeg
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
@@ -177,3 +179,37 @@ def test_a_partition_stalls_only_when_records_wait_at_the_same_offset_for_the_wh
     watch.reset()
     assert not watch.stalled("p", position=24, highwater=30, now=200)
     assert not StallWatch(timeout_s=0).stalled("p", position=0, highwater=9, now=1e9)  # disabled
+
+
+def test_an_outage_is_waited_out_and_an_error_after_it_says_the_service_answered():
+    health = Dependency("flaky-service")
+    calls: list[int] = []
+
+    async def call() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionRefusedError("down")
+        if len(calls) == 3:
+            raise ValueError("refused this request")
+        return "ok"
+
+    def is_outage(exc: BaseException) -> bool:
+        return isinstance(exc, OSError)
+
+    with pytest.raises(ValueError):
+        asyncio.run(wait_out(health, call, is_outage, max_backoff_s=0.01))
+    assert len(calls) == 3 and health.up  # two outage tries, then an answer: up again, the error raised
+    assert asyncio.run(wait_out(health, call, is_outage)) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "outage"),
+    [("08006", True), ("57P01", True), ("53300", True), ("28P01", True), ("40P01", True), ("23505", False)],
+)
+def test_postgres_errors_that_blame_the_server_are_outages_and_the_rest_the_data(sqlstate, outage):
+    class Orig(Exception):
+        pass
+
+    orig = Orig("x")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+    assert is_outage(DBAPIError("INSERT ...", {}, orig)) is outage
