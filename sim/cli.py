@@ -133,6 +133,16 @@ def _to_kafka(net: RoadNetwork, config: WorldConfig, duration: float, seed: int,
     from streams.producer import FleetProducer
 
     settings = settings_or_exit()
+    w = settings.worker
+    if (datetime.now(timezone.utc) - start).total_seconds() > w.max_time_age_s and (
+        w.backfill_from is None or start < w.backfill_from
+    ):
+        click.echo(
+            f"note: the simulated start {start.isoformat()} is older than a worker admits by default"
+            f" ({w.max_time_age_s / 86400:g} days): it dead-letters these frames and fixes as time_too_old unless it"
+            f" runs with FLEETSCOPE_WORKER__BACKFILL_FROM={start.isoformat()} (or pass a recent --start)",
+            err=True,
+        )
     world = World(net, config, seed, start)
     with FleetProducer(settings) as producer, tqdm(total=duration, unit="sim s", file=sys.stderr) as bar:
         done = publish(world, duration, producer, render_jpeg, speed, progress=lambda s: bar.update(s - bar.n))
