@@ -84,19 +84,12 @@ async def decode_or_dead_letter(
     rt: "Runtime", event: "EventT", model: type[M], stage: str, check: Callable[[M, "EventT"], None] | None = None
 ) -> M | None:
     """The event's message, or None after dead-lettering it when it does not decode or ``check`` rejects it."""
-    try:
+    async with dead_letter_on_error(rt, event, stage):
         parsed = parse(model, event.value)
         if check is not None:
             check(parsed.message, event)
         count_unknown(event.message.topic, parsed.unknown_fields)
         return parsed.message
-    except InvalidMessage as exc:
-        await dead_letter(rt, event, stage, exc.reason, exc.detail)
-    except Exception as exc:  # a check that breaks on odd input must not stop the agent either
-        log.exception(
-            "%s could not decode %s/%d@%d", stage, event.message.topic, event.message.partition, event.message.offset
-        )
-        await dead_letter(rt, event, stage, "processing_error", describe(exc))
     return None
 
 
@@ -117,17 +110,10 @@ async def admit_or_dead_letter(
     rt: "Runtime", event: "EventT", model: type[F], admission: "Admission", stage: str = "ingest"
 ) -> F | None:
     """The fleet message of ``event`` if ``admission`` admits it, else None after dead-lettering it."""
-    try:
+    async with dead_letter_on_error(rt, event, stage):
         parsed = admission.admit(model, event.value, event.key, event.message.timestamp)
         count_unknown(event.message.topic, parsed.unknown_fields)
         return parsed.message
-    except InvalidMessage as exc:
-        await dead_letter(rt, event, stage, exc.reason, exc.detail)
-    except Exception as exc:
-        log.exception(
-            "%s could not admit %s/%d@%d", stage, event.message.topic, event.message.partition, event.message.offset
-        )
-        await dead_letter(rt, event, stage, "processing_error", describe(exc))
     return None
 
 
@@ -139,10 +125,13 @@ def describe(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def dead_letter_on_error(rt: "Runtime", event: "EventT", stage: str) -> AsyncIterator[None]:
-    """Dead-letter ``event`` as ``processing_error`` if handling it raises; the agent goes on."""
+    """Dead-letter ``event`` if handling it raises, the agent going on: with the reason of an
+    ``InvalidMessage`` (the input's fault), else as ``processing_error`` with the exception."""
     try:
         with rt.handling():
             yield
+    except InvalidMessage as exc:
+        await dead_letter(rt, event, stage, exc.reason, exc.detail)
     except Exception as exc:
         msg = event.message
         log.exception("%s failed on %s/%d@%d", stage, msg.topic, msg.partition, msg.offset)

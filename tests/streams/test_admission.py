@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from faust.windows import _PyHoppingWindow
@@ -184,16 +185,23 @@ broker_times = usually(st.just(NOW.timestamp()), st.one_of(st.floats(min_value=-
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@FAST
-@given(raw=fixes, key=keys, reached=broker_times)
-def test_any_fix_is_admitted_or_refused_with_a_reason_and_an_admitted_one_never_breaks_a_stage(raw, key, reached):
+def admitted(model: type[Frame] | type[GpsFix], raw: bytes, key: bytes | None, reached: float | None) -> Any:
+    """The message if admitted, else None once it was refused with a reason (any other exception escapes)."""
     try:
-        fix = ADMISSION.admit(GpsFix, raw, key, reached).message
+        msg = ADMISSION.admit(model, raw, key, reached).message
     except InvalidMessage as exc:
         assert exc.reason and exc.detail is not None
         event(f"refused: {exc.reason}")
-        return
+        return None
     event("admitted")
+    return msg
+
+
+@FAST
+@given(raw=fixes, key=keys, reached=broker_times)
+def test_any_fix_is_admitted_or_refused_with_a_reason_and_an_admitted_one_never_breaks_a_stage(raw, key, reached):
+    if (fix := admitted(GpsFix, raw, key, reached)) is None:
+        return
     FIXES.add(fix)
     assert nearest_fix(FIXES.history(fix.vehicle_id), fix.ts, 2.0) is not None
     for point in TRACKS.push_all([fix]) + TRACKS.flush_idle(0):
@@ -206,13 +214,8 @@ def test_any_fix_is_admitted_or_refused_with_a_reason_and_an_admitted_one_never_
 @FAST
 @given(raw=frames, key=keys, reached=broker_times)
 def test_any_frame_is_admitted_or_refused_with_a_reason_and_an_admitted_one_gets_its_context(raw, key, reached):
-    try:
-        frame = ADMISSION.admit(Frame, raw, key, reached).message
-    except InvalidMessage as exc:
-        assert exc.reason and exc.detail is not None
-        event(f"refused: {exc.reason}")
+    if (frame := admitted(Frame, raw, key, reached)) is None:
         return
-    event("admitted")
     attached = nearest_fix(FIXES.history(frame.vehicle_id), frame.captured_at, 2.0)
     assert len(context_vector(frame.captured_at, attached, 2.0, None)) > 0
     earliest_range(frame.captured_at.timestamp(), 60, 30)
