@@ -1,10 +1,14 @@
-"""Alert rules replayed offline on a simulator dataset, to choose thresholds without running the stack.
+"""Alert rules replayed offline on simulator datasets: tuned on one world, reported on others.
 
 SA-CLIP scores every frame of the chosen splits; each vehicle's frames then go, in capture order,
 through the worker's own ``IncidentTracker`` with the rules, and the alerts are scored like the
 demo's (``evaluation.alerts``). Only the rules' SA-CLIP conditions take part: triplet and kinematic
 conditions need the scene graph and the GPS stream, which ``fleetscope demo --evaluate`` runs. Each
 vehicle's incidents count as separate alerts here (the alert sink merges vehicles on one segment).
+
+Thresholds are chosen on the tuning replay (``sim.seeds.ALERT_TUNING``: the benchmark's train and val
+splits) and reported on worlds that played no part in training or tuning (``sim.seeds.ALERT_HELD_OUT``),
+side by side, with the spread between the held-out worlds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 
 from alerts.incidents import IncidentTracker
-from alerts.rules import RuleSet
+from alerts.rules import Rule, RuleSet
 from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
 from models.sa_clip import SAClip
 from models.training.dataset import FrameSet
@@ -38,11 +42,16 @@ def anomaly_results(sa: SAClip, frames: FrameSet, idx: np.ndarray, batch: int = 
 
 
 def replay_rules(
-    sa: SAClip, frames: FrameSet, idx: np.ndarray, rules: RuleSet, cooldown_s: float, log: Log
+    sa: SAClip | list[AnomalyResult], frames: FrameSet, idx: np.ndarray, rules: RuleSet, cooldown_s: float, log: Log
 ) -> AlertReport:
-    """Alerts the rules raise on frames ``idx`` (SA-CLIP conditions only), scored against the dataset's truth."""
-    log(f"scoring {len(idx)} frames with SA-CLIP ...")
-    results = anomaly_results(sa, frames, idx)
+    """Alerts the rules raise on frames ``idx`` (SA-CLIP conditions only), scored against the dataset's truth.
+
+    ``sa`` is the model, or its results for ``idx`` already computed (``anomaly_results``)."""
+    if isinstance(sa, SAClip):
+        log(f"scoring {len(idx)} frames with SA-CLIP ...")
+        results = anomaly_results(sa, frames, idx)
+    else:
+        results = sa
     tracker = IncidentTracker(rules, cooldown_s)
     raised: dict[str, tuple[str, set[str]]] = {}
     order = sorted(range(len(idx)), key=lambda n: (frames.truth[idx[n]].episode, frames.truth[idx[n]].captured_at))
@@ -69,3 +78,80 @@ def replay_rules(
         events = [AnomalyEvent.model_validate(json.loads(line)) for line in f]
     persistence_k = {r.type: r.persistence.k for r in rules.rules}
     return score_alerts(alerts, {frames.truth[i].frame_id: frames.truth[i] for i in idx}, events, persistence_k)
+
+
+def side_by_side(reports: dict[str, AlertReport], held_out: list[str]) -> str:
+    """Precision, recall and median detection latency by type for each replay, and the spread (max - min)
+    of precision and recall over the ``held_out`` replays."""
+
+    def fmt(x: float | None, spec: str = ".2f") -> str:
+        return "-" if x is None else format(x, spec)
+
+    names = list(reports)
+    head = "| type | " + " | ".join(f"{n}: P / R / latency (incidents)" for n in names) + " | held-out spread P / R |"
+    lines = [head, "|---|" + "---|" * (len(names) + 1)]
+    types = sorted(next(iter(reports.values())).scored)
+    for t in [*types, "(any type)"]:
+        scores = {n: r.any_type if t == "(any type)" else r.by_type[t] for n, r in reports.items()}
+        cells = [
+            f"{fmt(s.precision)} / {fmt(s.recall)} / {fmt(s.median_latency_s, '.1f')} s ({s.incidents})"
+            for s in scores.values()
+        ]
+        spread = []
+        for metric in ("precision", "recall"):
+            values = [getattr(scores[n], metric) for n in held_out]
+            known = [v for v in values if v is not None]
+            spread.append(fmt(max(known) - min(known)) if len(known) == len(values) and known else "-")
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {spread[0]} / {spread[1]} |")
+    return "\n".join(lines)
+
+
+MIN_SCORES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+MIN_SHARES = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)
+
+
+def tune_thresholds(
+    results: list[AnomalyResult], frames: FrameSet, idx: np.ndarray, rules: RuleSet, cooldown_s: float, types: list[str]
+) -> tuple[RuleSet, dict[str, float]]:
+    """Grid search of each type's SA-CLIP ``min_score`` (and ``min_share`` where grouped), one type after the
+    other, for the best F1 of that type on this replay; returns the tuned rules and each type's F1."""
+    best_f1: dict[str, float] = {}
+    for rule_type in types:
+        rule = next(r for r in rules.rules if r.type == rule_type)
+        at = next(n for n, c in enumerate(rule.any) if c.anomaly is not None)
+        condition = rule.any[at].anomaly
+        assert condition is not None
+        shares = MIN_SHARES if condition.grouped_with else (0.0,)
+        best: tuple[float, RuleSet] | None = None
+        for min_score in MIN_SCORES:
+            for min_share in shares:
+                tuned = condition.model_copy(update={"min_score": min_score, "min_share": min_share})
+                conditions = list(rule.any)
+                conditions[at] = rule.any[at].model_copy(update={"anomaly": tuned})
+                candidate = _replace(rules, rule.model_copy(update={"any": tuple(conditions)}))
+                f1 = _f1(replay_rules(results, frames, idx, candidate, cooldown_s, lambda m: None), rule_type)
+                if best is None or f1 > best[0]:
+                    best = (f1, candidate)
+        assert best is not None
+        best_f1[rule_type], rules = best
+    return rules, best_f1
+
+
+def _replace(rules: RuleSet, rule: Rule) -> RuleSet:
+    return rules.model_copy(update={"rules": tuple(rule if r.type == rule.type else r for r in rules.rules)})
+
+
+def _f1(report: AlertReport, rule_type: str) -> float:
+    p, r = report.by_type[rule_type].precision or 0.0, report.by_type[rule_type].recall or 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def thresholds(rules: RuleSet, types: list[str]) -> str:
+    """The SA-CLIP thresholds of ``types``, one line each, as they would be written in rules.yaml."""
+    lines = []
+    for r in rules.rules:
+        for c in r.any:
+            if r.type in types and c.anomaly is not None:
+                share = f", min_share: {c.anomaly.min_share}" if c.anomaly.grouped_with else ""
+                lines.append(f"  {r.type}: min_score: {c.anomaly.min_score}{share}")
+    return "\n".join(lines)

@@ -1,10 +1,14 @@
-"""ST-CLIP and SA-CLIP against their baselines on the benchmark's held-out test split (synthetic data).
+"""ST-CLIP and SA-CLIP against their baselines on the benchmark's held-out test episodes (synthetic data).
 
 - Aspects: zero-shot prompts, CoOp, CoCoOp-style and ST-CLIP at k = 1, 2, 4, 8, 16 shots per class,
   all on the same frozen base CLIP and the same shots (``models.training.few_shot``); accuracy and
-  macro-F1 per aspect.
+  macro-F1 per aspect, each the mean over ``DRAWS`` draws of shots with the spread. Beside them a
+  clock-and-calendar baseline: the nearest training shot by time of day and weekday alone, which
+  shows how much the ST context could give away without looking at the image.
 - Relations (VSR-style): for every true relation sentence of a test frame and its hard negative,
-  does the model score the true one higher? Base CLIP against SA-CLIP.
+  does the model score the true one higher? Base CLIP against SA-CLIP, split by whether the
+  negative is true of some image SA-CLIP trained on ("image-grounded": the text alone cannot know it
+  is false here) or never occurs in training (a text prior can win those).
 - Anomalies: frame-level AUC of SA-CLIP's zero-shot anomaly score (normal against anomalous
   relation prompts), on the anomaly types held out of all training, against the base CLIP with the
   same prompts.
@@ -27,10 +31,11 @@ from models.clip_backbone import BaseClip, tokenize
 from models.sa_clip import SAClip
 from models.training.captions import relation_captions
 from models.training.clip_training import Log
-from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, FrameSet, ensure_export, load_frames
+from models.training.dataset import BENCHMARK, CORPUS, FrameSet, ensure_export, load_frames
 from models.training.few_shot import (
     METHODS,
     SHOTS,
+    Features,
     aspect_scores,
     frozen_features,
     predict,
@@ -38,11 +43,15 @@ from models.training.few_shot import (
     sample_shots,
     train_prompts,
 )
-from models.vocab import ASPECTS
+from models.vocab import ASPECTS, ST_CONTEXT_FIELDS
+from sim.truth import FrameTruth
 
 CONTEXT_ASPECTS = ("congestion", "accessibility")  # the aspects that depend on spatio-temporal context
 TARGET_GAIN_F1 = 0.05
 TARGET_AUC = 0.80
+DRAWS = 3  # draws of shots per k; every few-shot figure is their mean
+CLOCK_FIELDS = ("hour_sin", "hour_cos", "weekday_norm")
+CLOCK_BASELINE = "clock-calendar 1-NN"
 
 
 @dataclass
@@ -50,17 +59,30 @@ class ClipReport:
     """Measured figures of one evaluation run (synthetic benchmark, test split)."""
 
     test_frames: int
-    aspects: list[dict[str, Any]] = field(default_factory=list)  # {method, shots, aspect, accuracy, f1}
+    test_episodes: int = 0
+    # {method, shots, draw, aspect, accuracy, f1}; zero-shot has shots 0 and one draw
+    aspects: list[dict[str, Any]] = field(default_factory=list)
     relation_pairs: int = 0
+    relation_pair_counts: dict[str, int] = field(default_factory=dict)
     relation_accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> kind -> accuracy
     anomaly_auc: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> subset -> AUC
     anomaly_counts: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
 
+    def draws(self, method: str, shots: int, aspect: str, metric: str = "f1") -> list[float]:
+        """One figure per draw of shots."""
+        return [
+            r[metric] for r in self.aspects if r["method"] == method and r["shots"] == shots and r["aspect"] == aspect
+        ]
+
     def f1(self, method: str, shots: int, aspect: str) -> float:
-        return next(
-            r["f1"] for r in self.aspects if r["method"] == method and r["shots"] == shots and r["aspect"] == aspect
-        )
+        """Mean macro-F1 over the draws of shots."""
+        return float(np.mean(self.draws(method, shots, aspect)))
+
+    def cell(self, method: str, shots: int, aspect: str) -> str:
+        f1, acc = self.draws(method, shots, aspect), self.draws(method, shots, aspect, "accuracy")
+        spread = f" ±{np.std(f1):.3f}" if len(f1) > 1 else ""
+        return f"{np.mean(f1):.3f}{spread} ({np.mean(acc):.3f})"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,27 +90,35 @@ class ClipReport:
     def markdown(self) -> str:
         """The report as tables (the model card embeds this text)."""
         lines = [
-            f"Benchmark test split: {self.test_frames} frames (simulator seed {BENCHMARK_SEED}; synthetic).",
+            f"Benchmark test split: {self.test_frames} frames from {self.test_episodes} episodes that share no"
+            f" date, hour, weather or incident with the training and val episodes (simulator seed {BENCHMARK.seed};"
+            " synthetic).",
             "",
-            "**Aspects, macro-F1 (accuracy in brackets)**",
+            f"**Aspects, macro-F1, mean ± standard deviation over {DRAWS} draws of shots (mean accuracy in brackets)**",
             "",
             "| method | k | " + " | ".join(ASPECTS) + " |",
             "|---|---|" + "---|" * len(ASPECTS),
         ]
-        rows: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
-        for r in self.aspects:
-            rows.setdefault((r["method"], r["shots"]), {})[r["aspect"]] = (r["f1"], r["accuracy"])
-        for (method, shots), by_aspect in rows.items():
-            cells = [f"{by_aspect[a][0]:.3f} ({by_aspect[a][1]:.3f})" for a in ASPECTS]
+        rows = dict.fromkeys((r["method"], r["shots"]) for r in self.aspects)
+        for method, shots in rows:
+            cells = [self.cell(method, shots, a) for a in ASPECTS]
             lines.append(f"| {method} | {shots or '-'} | " + " | ".join(cells) + " |")
-        lines += ["", "**ST-CLIP minus CoOp, macro-F1 points**", "", "| k | " + " | ".join(ASPECTS) + " |"]
+        lines += [
+            "",
+            f"{CLOCK_BASELINE}: each test frame takes the labels of the training shot nearest in time of day and"
+            " weekday (the ST context's clock and calendar, nothing else).",
+        ]
+        lines += ["", "**ST-CLIP minus CoOp, macro-F1 points (means over the draws)**", ""]
+        lines += ["| k | " + " | ".join(ASPECTS) + " |"]
         lines.append("|---|" + "---|" * len(ASPECTS))
         for k in SHOTS:
             gains = [100 * (self.f1("st_clip", k, a) - self.f1("coop", k, a)) for a in ASPECTS]
             lines.append(f"| {k} | " + " | ".join(f"{g:+.1f}" for g in gains) + " |")
+        counts = ", ".join(f"{k} {v}" for k, v in self.relation_pair_counts.items())
         lines += [
             "",
-            f"**Relations** (VSR-style, {self.relation_pairs} true/false sentence pairs: how often the true one wins)",
+            f"**Relations** (VSR-style, {self.relation_pairs} true/false sentence pairs: how often the true one"
+            f" wins; {counts}; image-grounded: the negative is true of some image SA-CLIP trained on)",
             "",
             "| model | " + " | ".join(next(iter(self.relation_accuracy.values()))) + " |",
             "|---|" + "---|" * len(next(iter(self.relation_accuracy.values()))),
@@ -114,10 +144,12 @@ class ClipReport:
                 f"- {'met' if gain >= need else 'MISSED'}: ST-CLIP vs CoOp at 4 shots, {a}: {100 * gain:+.1f} F1 points"
                 f" (target {'>= +5' if a in CONTEXT_ASPECTS else '>= 0'})"
             )
-        sa, base = self.relation_accuracy["sa_clip"]["all"], self.relation_accuracy["base_clip"]["all"]
-        out.append(
-            f"- {'met' if sa > base else 'MISSED'}: SA-CLIP {sa:.3f} vs base CLIP {base:.3f} on the relation test"
-        )
+        for kind in ("all", "image-grounded"):
+            sa, base = self.relation_accuracy["sa_clip"][kind], self.relation_accuracy["base_clip"][kind]
+            out.append(
+                f"- {'met' if sa > base else 'MISSED'}: SA-CLIP {sa:.3f} vs base CLIP {base:.3f} on the relation test"
+                f" ({kind} pairs)"
+            )
         auc = self.anomaly_auc["sa_clip"]["held-out types"]
         out.append(
             f"- {'met' if auc >= TARGET_AUC else 'MISSED'}: SA-CLIP held-out anomaly AUC {auc:.3f} (target >= 0.80)"
@@ -132,11 +164,28 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(greater / (len(pos) * len(neg)))
 
 
+def clock_calendar_baseline(train: Features, test: Features) -> torch.Tensor:
+    """Labels of the nearest training frame by the ST context's time of day and weekday alone."""
+    cols = [ST_CONTEXT_FIELDS.index(f) for f in CLOCK_FIELDS]
+    nearest = torch.cdist(test.st_context[:, cols], train.st_context[:, cols]).argmin(dim=1)
+    return train.labels[nearest]
+
+
+def training_sentences(corpus_root: Path) -> set[str]:
+    """Every relation sentence true of some frame SA-CLIP trains on (the corpus' train and val splits)."""
+    with (corpus_root / "frames.jsonl").open() as f:
+        truth = [FrameTruth.model_validate_json(line) for line in f]
+    return {t for frame in truth if frame.split in ("train", "val") for t, _ in relation_captions(frame)}
+
+
 @torch.no_grad()
-def relation_accuracy(clip_model: SAClip, frames: FrameSet, idx: np.ndarray) -> tuple[dict[str, float], int]:
-    """Share of (true, false) relation sentence pairs where the true one matches the image better."""
+def relation_accuracy(
+    clip_model: SAClip, frames: FrameSet, idx: np.ndarray, grounded: set[str]
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Share of (true, false) relation sentence pairs where the true one matches the image better, in all and
+    by kind: triplets or ego-relative; image-grounded (the negative is in ``grounded``) or text-only."""
     clip = clip_model.clip
-    wins: dict[str, list[bool]] = {"triplets": [], "ego-relative": []}
+    wins: dict[str, list[bool]] = {"triplets": [], "ego-relative": [], "image-grounded": [], "never in training": []}
     for start in range(0, len(idx), 128):
         rows = idx[start : start + 128]
         image = F.normalize(clip.encode_image(frames.images(rows, clip_model.image_cfg)), dim=-1)
@@ -146,12 +195,13 @@ def relation_accuracy(clip_model: SAClip, frames: FrameSet, idx: np.ndarray) -> 
                 continue
             text = F.normalize(clip.encode_text(tokenize(clip_model.arch, [t for p in pairs for t in p])), dim=-1)
             sims = (text @ image[b]).view(-1, 2)
-            for (true, _), (s_true, s_false) in zip(pairs, sims.tolist(), strict=True):
-                kind = "ego-relative" if " the road" in true else "triplets"
-                wins[kind].append(s_true > s_false)
+            for (true, false), (s_true, s_false) in zip(pairs, sims.tolist(), strict=True):
+                won = s_true > s_false
+                wins["ego-relative" if " the road" in true else "triplets"].append(won)
+                wins["image-grounded" if false in grounded else "never in training"].append(won)
     every = wins["triplets"] + wins["ego-relative"]
-    out = {"all": float(np.mean(every))} | {k: float(np.mean(v)) for k, v in wins.items()}
-    return out, len(every)
+    out = {"all": float(np.mean(every))} | {k: float(np.mean(v)) if v else float("nan") for k, v in wins.items()}
+    return out, {k: len(v) for k, v in wins.items()}
 
 
 @torch.no_grad()
@@ -168,26 +218,35 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
     base = load_checkpoint(weights / BACKBONE_FILE)
     sa = load_checkpoint(weights / "sa_clip.pt")
     assert isinstance(base, BaseClip) and isinstance(sa, SAClip)
-    frames = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), base.image_cfg.size)
+    frames = load_frames(ensure_export(BENCHMARK), base.image_cfg.size)
     test = frames.split("test")
-    report = ClipReport(test_frames=len(test))
+    report = ClipReport(test_frames=len(test), test_episodes=len({frames.truth[i].episode for i in test}))
 
     train_feats = frozen_features(base, frames, frames.split("train"))
     test_feats = frozen_features(base, frames, test)
-    results = [("zero-shot", 0, predict_zero_shot(base, test_feats))]
+    results = [("zero-shot", 0, 0, predict_zero_shot(base, test_feats))]
     for k in SHOTS:
-        shots = train_feats.take(sample_shots(train_feats.labels, k, seed))
-        for method in METHODS:
-            model = train_prompts(base, method, shots, seed=seed)
-            results.append((method, k, predict(model, test_feats)))
-            log(f"aspects: {method} at {k} shots ({len(shots)} frames) done, {time.monotonic() - t0:.0f}s")
-    for method, k, pred in results:
+        for draw in range(DRAWS):
+            shots = train_feats.take(sample_shots(train_feats.labels, k, seed + draw))
+            results.append((CLOCK_BASELINE, k, draw, clock_calendar_baseline(shots, test_feats)))
+            for method in METHODS:
+                model = train_prompts(base, method, shots, seed=seed + draw)
+                results.append((method, k, draw, predict(model, test_feats)))
+                log(
+                    f"aspects: {method} at {k} shots, draw {draw + 1}/{DRAWS} ({len(shots)} frames) done,"
+                    f" {time.monotonic() - t0:.0f}s"
+                )
+    for method, k, draw, pred in results:
         for aspect, (acc, f1) in aspect_scores(pred, test_feats.labels).items():
-            report.aspects.append({"method": method, "shots": k, "aspect": aspect, "accuracy": acc, "f1": f1})
+            row = {"method": method, "shots": k, "draw": draw, "aspect": aspect, "accuracy": acc, "f1": f1}
+            report.aspects.append(row)
 
     base_as_sa = SAClip(base.clip, base.arch, base.image_cfg).eval()
+    grounded = training_sentences(ensure_export(CORPUS))
     for name, scorer in (("base_clip", base_as_sa), ("sa_clip", sa)):
-        report.relation_accuracy[name], report.relation_pairs = relation_accuracy(scorer, frames, test)
+        report.relation_accuracy[name], counts = relation_accuracy(scorer, frames, test, grounded)
+        report.relation_pairs = counts["triplets"] + counts["ego-relative"]
+        report.relation_pair_counts = counts
         log(f"relations: {name} done, {time.monotonic() - t0:.0f}s")
 
     holdout = set(_holdout(frames))
@@ -212,3 +271,22 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
 
 def _holdout(frames: FrameSet) -> list[str]:
     return list(json.loads((frames.root / "manifest.json").read_text())["config"]["holdout"])
+
+
+def choose_configuration(weights: Path, seed: int = 0, shots: int = 4, log: Log = print) -> dict[str, float]:
+    """Mean macro-F1 (over aspects and ``DRAWS`` draws of shots) on the benchmark's val episodes of CoOp and
+    ST-CLIP with and without its low-level visual tokens: how the shipped configuration is chosen (test unseen)."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    base = load_checkpoint(weights / BACKBONE_FILE)
+    assert isinstance(base, BaseClip)
+    frames = load_frames(ensure_export(BENCHMARK), base.image_cfg.size)
+    train_feats = frozen_features(base, frames, frames.split("train"))
+    val_feats = frozen_features(base, frames, frames.split("val"))
+    f1: dict[str, list[float]] = {m: [] for m in ("coop", "st_clip", "st_clip_low_level")}
+    for draw in range(DRAWS):
+        picked = train_feats.take(sample_shots(train_feats.labels, shots, seed + draw))
+        for method in f1:
+            pred = predict(train_prompts(base, method, picked, seed=seed + draw), val_feats)
+            f1[method].append(float(np.mean([s for _, s in aspect_scores(pred, val_feats.labels).values()])))
+            log(f"{method}, draw {draw + 1}/{DRAWS}: val macro-F1 {f1[method][-1]:.3f}")
+    return {m: float(np.mean(v)) for m, v in f1.items()}

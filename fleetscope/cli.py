@@ -19,6 +19,7 @@ from fleetscope.settings import Settings, load_settings
 from fleetscope.soak import bench_soak
 from kinematics.cli import ask
 from models.training.cli import train
+from sim import seeds
 from sim.bench import bench_render
 from sim.cli import simulate
 from streams.bench import bench_gps
@@ -60,7 +61,12 @@ def main() -> None:
 @main.command()
 @click.option("--vehicles", default=6, show_default=True, help="vehicles in the synthetic fleet")
 @click.option("--duration", default=60, show_default=True, help="simulated seconds to stream")
-@click.option("--seed", default=7, show_default=True, help="seed of the synthetic stream")
+@click.option(
+    "--seed",
+    default=seeds.DEMO,
+    show_default=True,
+    help="seed of the synthetic stream (the default world was never used to train models or tune alert rules)",
+)
 @click.option(
     "--speed", default=5.0, show_default=True, help="simulated seconds per wall second; 0 = as fast as possible"
 )

@@ -23,6 +23,7 @@ from evaluation.alerts import AlertReport, RaisedAlert, TypeScore, score_alerts
 from evaluation.road_conditions import ConditionReport, ConditionRow, FrameObservation, score_conditions
 from fleetscope.errors import FleetscopeError
 from fleetscope.settings import Settings
+from sim import seeds
 from sim.truth import AnomalyEvent, FrameTruth
 from streams import topics
 from streams.producer import FleetProducer
@@ -338,7 +339,7 @@ def run(
     settings: Settings,
     vehicles: int = 6,
     duration_s: int = 60,
-    seed: int = 7,
+    seed: int = seeds.DEMO,
     timeout_s: float = 600,
     speed: float = 5.0,
     progress: Callable[[str], None] = print,

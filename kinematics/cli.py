@@ -26,9 +26,9 @@ def ask(drive: int, weights: Path, every: int) -> None:
     from kinematics.tracking import VehicleTracker
     from models.checkpoints import load_checkpoint
     from models.scene_graph import IMAGE_SIZE
-    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+    from models.training.dataset import BENCHMARK, ensure_export, load_frames
 
-    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), IMAGE_SIZE)
+    bench = load_frames(ensure_export(BENCHMARK), IMAGE_SIZE)
     test_drives = drives(bench, bench.split("test"))
     if not 0 <= drive < len(test_drives):
         raise click.BadParameter(f"the test split has drives 0..{len(test_drives) - 1}", param_hint="--drive")

@@ -86,6 +86,8 @@ ANOMALY_PROMPTS: dict[str, str] = {
 }
 RELATION_PROMPTS: tuple[str, ...] = NORMAL_PROMPTS + tuple(ANOMALY_PROMPTS.values())
 ANOMALY_TYPES: tuple[str, ...] = tuple(ANOMALY_PROMPTS)
+# Anomaly types no model trains on, scored zero-shot; their prompts never appear in training text.
+HELD_OUT_TYPES: tuple[str, ...] = ("pedestrian_in_lane", "wrong_way")
 
 # Scene-graph output sizes (fixed so that Triton can batch).
 NUM_QUERIES = 16

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from tqdm import tqdm
 
+from models.vocab import HELD_OUT_TYPES
 from sim.vocab import ANOMALY_TYPES
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def _holdout(value: str) -> tuple[str, ...]:
 @click.option("--gps-noise", default=5.0, show_default=True, help="GPS noise, metres (std. dev. per axis)")
 @click.option("--frame-interval", default=2.0, show_default=True, help="seconds between a vehicle's frames")
 @click.option("--incident-rate", type=float, help="incidents per vehicle-hour  [default: 30 streaming, 150 exporting]")
-@click.option("--holdout", default="pedestrian_in_lane,wrong_way", show_default=True, help="--export: zero-shot types")
+@click.option("--holdout", default=",".join(HELD_OUT_TYPES), show_default=True, help="--export: zero-shot types")
 @click.option("--truth", type=click.Path(file_okay=False, path_type=Path), help="--to-kafka: write ground truth here")
 def simulate(
     to_kafka: bool,

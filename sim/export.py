@@ -1,9 +1,11 @@
-"""Write a dataset: JPEG frames plus ground truth, deterministic from a seed, split by vehicle and time.
+"""Write a dataset: JPEG frames plus ground truth, deterministic from a seed, split by episode.
 
-The dataset is a set of short episodes, each on its own date, hour and weather, so that a few thousand
-frames cover the seasons, daylight and rush hours. The split unit is one vehicle in one episode; frames
-showing a held-out anomaly type are always in ``test`` (and held-out incidents are never placed in
-front of training vehicles), so that those types can be scored zero-shot. The format is described in
+The dataset is a set of short episodes, each on its own date, hour, weather and incident draw, so that a
+few thousand frames cover the seasons, daylight and rush hours. The split unit is the episode: no test
+frame shares its episode (date, hour, weather and incidents) with a training frame, so the ST
+context's clock and calendar cannot stand in for the image (``split_unit="vehicle"``, one vehicle in one episode, is the
+older protocol, kept for the corpus whose test split is never read). Held-out anomaly types occur only
+in test episodes, so that those types can be scored zero-shot. The format is described in
 docs/simulator.md.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models.vocab import HELD_OUT_TYPES
 from sim.traffic import INCIDENT_WEIGHT
 from sim.truth import (
     TRUTH_VERSION,
@@ -48,25 +51,38 @@ class ExportConfig:
     frames: int = 2000
     seed: int = 7
     episode_s: float = 60.0
-    holdout: tuple[str, ...] = ("pedestrian_in_lane", "wrong_way")
+    holdout: tuple[str, ...] = HELD_OUT_TYPES
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split_unit: str = "episode"  # or "vehicle": one vehicle in one episode
+    holdout_boost: float = HOLDOUT_BOOST  # held-out types are this much more frequent in test episodes
     world: WorldConfig = field(default_factory=lambda: WorldConfig(vehicles=8, incidents_per_vehicle_hour=150.0))
 
 
-def split_of(seed: int, episode: int, vehicle_id: str, fractions: tuple[float, float, float]) -> str:
-    """The split of one vehicle in one episode, from a hash (so adding episodes never reshuffles others)."""
-    u = zlib.crc32(f"{seed}/{episode}/{vehicle_id}".encode()) / 2**32
+SPLIT_UNITS = ("episode", "vehicle")
+EPISODE_BUCKETS = 20  # episodes are dealt to splits in rounds of 20, so each split gets its exact share
+
+
+def split_of(seed: int, episode: int, vehicle_id: str, fractions: tuple[float, float, float], unit: str) -> str:
+    """The split of one episode (or of one vehicle in it), fixed by its number, so adding episodes never
+    reshuffles others."""
+    if unit == "episode":
+        u = (episode % EPISODE_BUCKETS + 0.5) / EPISODE_BUCKETS
+    elif unit == "vehicle":
+        u = zlib.crc32(f"{seed}/{episode}/{vehicle_id}".encode()) / 2**32
+    else:
+        raise ValueError(f"split_unit must be one of {SPLIT_UNITS}, not {unit!r}")
     return "train" if u < fractions[0] else "val" if u < fractions[0] + fractions[1] else "test"
 
 
 def _split(config: ExportConfig, episode: int, vehicle_id: str) -> str:
-    return split_of(config.seed, episode, vehicle_id, config.split_fractions)
+    return split_of(config.seed, episode, vehicle_id, config.split_fractions, config.split_unit)
 
 
 def _incident_weights(config: ExportConfig, episode: int, vehicle_id: str) -> dict[str, float]:
     """Held-out types never meet training vehicles, and meet test vehicles more often (enough positives)."""
     test = _split(config, episode, vehicle_id) == "test"
-    return {k: (w * HOLDOUT_BOOST if test else 0.0) if k in config.holdout else w for k, w in INCIDENT_WEIGHT.items()}
+    boost = config.holdout_boost
+    return {k: (w * boost if test else 0.0) if k in config.holdout else w for k, w in INCIDENT_WEIGHT.items()}
 
 
 def episode_start(seed: int, episode: int) -> datetime:

@@ -120,9 +120,10 @@ def test_rules_replayed_on_dataset_frames_find_every_incident_when_every_frame_a
     from models.checkpoints import load_checkpoint
     from models.shipped import SHIPPED_DIR
     from models.training.dataset import ensure_export, load_frames
+    from sim.export import ExportConfig
 
     sa = load_checkpoint(SHIPPED_DIR / "sa_clip.pt")
-    frames = load_frames(ensure_export(seed=5, frames=600, root=tmp_path / "dataset"), sa.image_cfg.size)
+    frames = load_frames(ensure_export(ExportConfig(seed=5, frames=600), root=tmp_path / "dataset"), sa.image_cfg.size)
     # These rules raise an alert of the most probable anomaly type on every frame, so every incident
     # a frame shows must end up in some alert's evidence, whatever SA-CLIP scores.
     report = replay_rules(sa, frames, frames.split("train", "val", "test"), load_rules(EVERY_FRAME_RULES), 60, print)

@@ -10,14 +10,17 @@
 
 The anomaly prompts in ``models.vocab`` are written in the grammar of the relation captions, so that
 an anomaly type never shown in training ("a pedestrian is on our side of the road") is a new
-combination of words the model has seen in other combinations.
+combination of words the model has seen in other combinations. No caption, true or negative, states
+a held-out type's situation (``withheld``): a held-out prompt used as a hard negative would teach the
+model that very sentence.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from models.vocab import ASPECT_PHRASES
+from models.vocab import ASPECT_PHRASES, HELD_OUT_TYPES
 from sim.local_scene import INCIDENT_TRACKS
 from sim.truth import FrameTruth, ObjectTruth
 
@@ -84,6 +87,18 @@ def motion(o: ObjectTruth) -> str:
     if heading < 45 or heading > 315:
         return AWAY
     return TOWARDS if 135 < heading < 225 else ACROSS
+
+
+# The ego facts (noun, place, motion or None) that show each anomaly type the zero-shot test scores.
+ANOMALY_FACTS: dict[str, Callable[[str, str, str | None], bool]] = {
+    "pedestrian_in_lane": lambda n, where, how: n == "pedestrian" and where == OUR_SIDE,
+    "wrong_way": lambda n, where, how: n.split()[0] in ("car", "truck", "bus") and where == OUR_SIDE and how == TOWARDS,
+}
+
+
+def withheld(n: str, where: str, how: str | None) -> bool:
+    """Whether an ego fact shows a held-out anomaly type (in any wording): never training text."""
+    return any(ANOMALY_FACTS[t](n, where, how) for t in HELD_OUT_TYPES)
 
 
 def ego_caption(cls: str, where: str, how: str | None) -> str:
@@ -154,7 +169,7 @@ def _caption_pairs(frame: FrameTruth) -> dict[str, tuple[str, bool]]:
             if ch == STANDING and cw == OUR_SIDE and cn.endswith("hazard lights") and not collides:
                 pairs[ego_caption(cn, cw, ch)] = (triplet_caption("car", "collides with", "car"), incident)
                 continue
-            negative_ego = next((t for t in candidates if not is_true(*t)), None)
+            negative_ego = next((t for t in candidates if not is_true(*t) and not withheld(*t)), None)
             if negative_ego is not None:
                 pairs[ego_caption(cn, cw, ch)] = (ego_caption(*negative_ego), incident)
     if not any(w == OUR_SIDE for _, w, _ in facts):

@@ -69,18 +69,16 @@ def train_clip(
     from models.clip_backbone import BaseClip, create_clip
     from models.training.clip_training import pretrain_clip
     from models.training.dataset import (
-        BENCHMARK_FRAMES,
-        BENCHMARK_SEED,
-        CORPUS_FRAMES,
-        CORPUS_SEED,
+        BENCHMARK,
+        CORPUS,
         ensure_export,
         load_frames,
     )
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
-    corpus_root = ensure_export(CORPUS_SEED, CORPUS_FRAMES)
-    ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES)
+    corpus_root = ensure_export(CORPUS)
+    ensure_export(BENCHMARK)
     if clip_weights:
         clip, image_cfg = create_clip(clip_arch, clip_weights)
         base = BaseClip(clip, clip_arch, image_cfg).eval()
@@ -89,7 +87,7 @@ def train_clip(
     else:
         corpus = load_frames(corpus_root, create_clip(clip_arch)[1].size)
         base = pretrain_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
-        origin = f"pretrained from scratch on the simulator corpus (seed {CORPUS_SEED}, {pretrain_steps} steps)"
+        origin = f"pretrained from scratch on the simulator corpus (seed {CORPUS.seed}, {pretrain_steps} steps)"
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch}
     backbone = save_checkpoint(
         base, "clip", out / BACKBONE_FILE, {**common, "trained": True, "origin": origin}, half=True
@@ -115,13 +113,13 @@ def train_sa_clip(out: Path, seed: int, steps: int) -> None:
 
     from models.checkpoints import BACKBONE_FILE, load_checkpoint
     from models.clip_backbone import BaseClip
-    from models.training.dataset import CORPUS_FRAMES, CORPUS_SEED, ensure_export, load_frames
+    from models.training.dataset import CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
     base = load_checkpoint(out / BACKBONE_FILE)
     assert isinstance(base, BaseClip)
-    corpus = load_frames(ensure_export(CORPUS_SEED, CORPUS_FRAMES), base.image_cfg.size)
+    corpus = load_frames(ensure_export(CORPUS), base.image_cfg.size)
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": base.arch}
     _train_sa_clip(base, corpus, out, steps, f"the shipped {BACKBONE_FILE}", common)
     _log(f"wall time {time.monotonic() - t0:.0f}s")
@@ -165,10 +163,10 @@ def train_st_clip(out: Path, seed: int, shots: str) -> None:
 
 def _train_st_clip(base: BaseClip, backbone: Path, out: Path, shots: int, seed: int, common: dict[str, Any]) -> None:
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
-    from models.training.dataset import BENCHMARK_FRAMES, BENCHMARK_SEED, ensure_export, load_frames
+    from models.training.dataset import BENCHMARK, ensure_export, load_frames
     from models.training.few_shot import frozen_features, sample_shots, train_prompts
 
-    bench = load_frames(ensure_export(BENCHMARK_SEED, BENCHMARK_FRAMES), base.image_cfg.size)
+    bench = load_frames(ensure_export(BENCHMARK), base.image_cfg.size)
     train_feats = frozen_features(base, bench, bench.split("train"))
     st = train_prompts(base, "st_clip", train_feats.take(sample_shots(train_feats.labels, shots, seed)), log=_log)
     st_meta = {**common, "trained": True, "shots": shots, "origin": f"ST-CLIP on the frozen {BACKBONE_FILE}"}
@@ -192,14 +190,14 @@ def train_scene_graph(out: Path, seed: int, steps: int, batch_size: int) -> None
     from models.checkpoints import BACKBONE_FILE, load_checkpoint, save_checkpoint
     from models.clip_backbone import BaseClip
     from models.scene_graph import IMAGE_SIZE, SceneGraphModel
-    from models.training.dataset import CORPUS_FRAMES, CORPUS_SEED, ensure_export, load_frames
+    from models.training.dataset import CORPUS, ensure_export, load_frames
     from models.training.scene_graph_training import train_scene_graph as train_model
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
     base = load_checkpoint(out / BACKBONE_FILE)
     assert isinstance(base, BaseClip)
-    corpus = load_frames(ensure_export(CORPUS_SEED, CORPUS_FRAMES), IMAGE_SIZE)
+    corpus = load_frames(ensure_export(CORPUS), IMAGE_SIZE)
     train_idx = corpus.split("train", "val")
     for use_vlm, name in ((True, "scene_graph.pt"), (False, "scene_graph_ablation.pt")):
         torch.manual_seed(seed)
@@ -211,7 +209,7 @@ def train_scene_graph(out: Path, seed: int, steps: int, batch_size: int) -> None
             "data": "simulator (synthetic)",
             "steps": steps,
             "batch_size": batch_size,
-            "origin": f"trained from scratch on the simulator corpus (seed {CORPUS_SEED}); text from {BACKBONE_FILE}",
+            "origin": f"trained from scratch on the simulator corpus (seed {CORPUS.seed}); text from {BACKBONE_FILE}",
         }
         path = save_checkpoint(model, "scene_graph", out / name, meta, half=True)
         _log(f"wrote {path}  ({path.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")

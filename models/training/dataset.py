@@ -1,12 +1,16 @@
-"""Simulator datasets for training and evaluating the CLIP models (synthetic), prepared once and cached.
+"""Simulator datasets for training and evaluating the models (synthetic), prepared once and cached.
 
-Two datasets with different seeds play different roles, as web data and a target domain do for CLIP:
+Datasets from different worlds (``sim.seeds``) play different roles, as web data and a target domain
+do for CLIP:
 
-- the **corpus** (``CORPUS_SEED``) stands in for CLIP's web-scale pretraining data: base CLIP and
-  SA-CLIP learn from its train and val splits (its test split, which alone shows held-out anomaly
-  types, is never read);
-- the **benchmark** (``BENCHMARK_SEED``) is the target domain: few-shot examples come from its train
-  split, model choices from val, and every reported figure from test.
+- the **corpus** (``CORPUS``) stands in for CLIP's web-scale pretraining data: base CLIP, SA-CLIP and
+  the scene graph learn from its train and val splits (its test split, which alone shows held-out
+  anomaly types, is never read, so it keeps the older split by vehicle within an episode);
+- the **benchmark** (``BENCHMARK``) is the target domain, split by episode: few-shot examples come
+  from its train split, model choices from val, and every reported figure from test; alert-rule
+  thresholds are tuned on a replay of its train and val splits;
+- the **alert worlds** (``ALERT_WORLDS``) are held out of everything: alert figures are reported on
+  them, every episode counted as test.
 
 Each frame comes with the ST context vector the worker would send with it
 (``streams.context.replay``), so ST-CLIP trains on what it will be served.
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +32,8 @@ from tqdm import tqdm
 from fleetscope.settings import REPO_ROOT
 from models.clip_backbone import ImageCfg
 from models.preprocess import normalise, to_uint8_batch
+from sim import seeds
+from sim.export import ExportConfig, export
 from sim.publish import gps_message
 from sim.truth import TRUTH_VERSION, FrameTruth, GpsTruth
 from streams.schema import GpsFix
@@ -35,8 +41,14 @@ from streams.schema import GpsFix
 log = logging.getLogger(__name__)
 
 DATASET_DIR = REPO_ROOT / "var" / "datasets"
-CORPUS_SEED, CORPUS_FRAMES = 101, 12000
-BENCHMARK_SEED, BENCHMARK_FRAMES = 7, 6000
+CORPUS = ExportConfig(frames=12000, seed=seeds.CORPUS, split_unit="vehicle")
+# 30 s episodes give the benchmark 75 episodes (8 vehicles, a frame each 2 s), 9 of them in test.
+BENCHMARK = ExportConfig(frames=9000, seed=seeds.BENCHMARK, episode_s=30.0)
+# Every episode of an alert world is scored, with every incident type at its natural frequency.
+ALERT_WORLDS = tuple(
+    ExportConfig(frames=5000, seed=seed, episode_s=30.0, split_fractions=(0.0, 0.0, 1.0), holdout_boost=1.0)
+    for seed in seeds.ALERT_HELD_OUT
+)
 
 
 @dataclass(frozen=True)
@@ -57,21 +69,21 @@ class FrameSet:
         return normalise(self.pixels[np.asarray(idx)], cfg.mean, cfg.std)
 
 
-def ensure_export(seed: int, frames: int, root: Path | None = None) -> Path:
-    """The dataset directory for (seed, frames), exported by the simulator unless it is already there."""
-    root = root or DATASET_DIR / f"sim-seed{seed}-{frames}"
+def ensure_export(config: ExportConfig, root: Path | None = None) -> Path:
+    """The dataset directory for ``config``, exported by the simulator unless it is already there."""
+    root = root or DATASET_DIR / f"sim-seed{config.seed}-{config.frames}"
     manifest = root / "manifest.json"
+    wanted = json.loads(json.dumps({**asdict(config), "world": asdict(config.world)}))
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        if m["seed"] == seed and m["counts"]["frames"] == frames and m["truth_version"] == TRUTH_VERSION:
+        if m["truth_version"] == TRUTH_VERSION and m["config"] == wanted:
             return root
         log.warning("%s holds another dataset; exporting again", root)
-    from sim.export import ExportConfig, export
     from sim.render import render_jpeg
     from streams.context.road_network import load_network
 
-    with tqdm(total=frames, desc=f"simulating dataset seed {seed}", unit="frame") as bar:
-        export(load_network(), root, ExportConfig(frames=frames, seed=seed), render_jpeg, progress=bar.update)
+    with tqdm(total=config.frames, desc=f"simulating dataset seed {config.seed}", unit="frame") as bar:
+        export(load_network(), root, config, render_jpeg, progress=bar.update)
     return root
 
 

@@ -22,14 +22,15 @@ from models.training.clip_training import Log
 from models.training.dataset import FrameSet
 from models.vocab import ASPECT_PHRASES, ASPECTS
 
-# ST-CLIP's low-level visual tokens (``low_level=True``) cost macro-F1 on the benchmark's val split
-# at 4 shots (mean over 3 draws of shots: 0.580 with them, 0.649 without; CoOp 0.638), so the
-# shipped configuration leaves them out. Measured with the meta-nets zero-initialised.
+# ST-CLIP's low-level visual tokens (``low_level=True``) are left out of the shipped configuration:
+# chosen on the benchmark's val episodes at 4 shots, mean macro-F1 over 3 draws of shots
+# (``fleetscope eval clip --choose``, figures in models/README.md).
 METHODS: dict[str, dict[str, object]] = {
     "coop": {"condition": "none", "low_level": False},
     "cocoop": {"condition": "image", "low_level": False},
     "st_clip": {"condition": "st", "low_level": False},
 }
+CANDIDATES: dict[str, dict[str, object]] = {**METHODS, "st_clip_low_level": {"condition": "st", "low_level": True}}
 SHOTS = (1, 2, 4, 8, 16)
 
 
@@ -102,7 +103,7 @@ def train_prompts(
 ) -> STClip:
     """Learn ``method``'s prompts and adapters on ``shots`` with the CLIP of ``base`` frozen."""
     torch.manual_seed(seed)
-    model = STClip(base.clip, base.arch, base.image_cfg, **METHODS[method])  # type: ignore[arg-type]
+    model = STClip(base.clip, base.arch, base.image_cfg, **CANDIDATES[method])  # type: ignore[arg-type]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)

@@ -1,0 +1,64 @@
+"""The real-photo check: where its photos come from, and how a model's answer is held against a photo's facts."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image
+
+from evaluation.real_photos import Photo, as_jpeg, judge, load_manifest
+
+NORMAL = {"weather_lighting": "clear day", "congestion": "free flow", "scene_type": "urban street"}
+
+
+def photo(**facts: bool | None) -> Photo:
+    return Photo("p", "pkg", "a/b.jpg", "0" * 64, "a street", facts)
+
+
+def test_every_photo_names_a_known_package_a_checksum_and_only_known_facts() -> None:
+    packages, photos = load_manifest()
+    assert len(photos) >= 10 and len({p.id for p in photos}) == len(photos)
+    for p in photos:
+        assert p.package in packages and packages[p.package]["registry"] in ("pypi", "debian")
+        assert re.fullmatch(r"[0-9a-f]{64}", p.sha256), p.id
+        assert set(p.facts) == {"daylight", "vehicle_ahead", "vehicles", "people"}, p.id
+    street = [p for p in photos if p.facts["vehicles"] or p.facts["people"]]
+    assert len(street) >= 6
+
+
+def test_answers_that_agree_with_the_facts_contradict_nothing() -> None:
+    v = judge(
+        photo(daylight=True, vehicle_ahead=True, vehicles=True, people=True),
+        NORMAL,
+        ("obstacle", 0.1),
+        ["car", "pedestrian"],
+    )
+    assert all(not c for c in v.contradictions.values())
+    assert v.checked == {"st_clip": 2, "sa_clip": 1, "scene_graph": 3}
+
+
+def test_each_model_is_held_to_the_facts_it_can_contradict() -> None:
+    aspects = {**NORMAL, "weather_lighting": "rain", "congestion": "heavy"}
+    v = judge(
+        photo(daylight=True, vehicle_ahead=False, vehicles=False, people=True), aspects, ("wrong_way", 0.7), ["truck"]
+    )
+    assert v.contradictions["st_clip"] == ["no rain or snow falls, says rain", "no vehicles, says heavy traffic"]
+    assert v.contradictions["sa_clip"] == ["nothing anomalous, scores wrong_way 0.70"]
+    assert v.contradictions["scene_graph"] == ["no vehicles, finds 1", "people in view, finds none"]
+    # A fact left unstated (null) is never held against a model.
+    night = judge(
+        photo(daylight=None, vehicle_ahead=None, vehicles=None, people=None),
+        {**NORMAL, "weather_lighting": "night"},
+        ("obstacle", 0.1),
+        ["car"],
+    )
+    assert all(not c for c in night.contradictions.values())
+
+
+def test_a_png_is_sent_as_a_jpeg_and_a_jpeg_as_it_is() -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (32, 24), "red").save(png, "PNG")
+    jpeg = as_jpeg(png.getvalue())
+    assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    assert as_jpeg(jpeg) == jpeg
