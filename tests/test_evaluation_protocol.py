@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+import pytest
 import torch
 
 from evaluation.alert_rules import side_by_side, tune_thresholds
@@ -81,3 +82,26 @@ def test_threshold_tuning_only_changes_the_types_it_is_given(tmp_path) -> None:
     assert set(f1) == {"obstacle"} and 0.0 <= f1["obstacle"] <= 1.0
     changed = {a.type for a, b in zip(rules.rules, tuned.rules, strict=True) if a != b}
     assert changed <= {"obstacle"}
+
+
+def test_the_clip_report_gives_means_over_draws_and_compares_st_clip_with_coop_on_them() -> None:
+    from evaluation.clip import CLOCK_BASELINE, ClipReport
+    from models.training.few_shot import SHOTS
+    from models.vocab import ASPECTS
+
+    report = ClipReport(test_frames=10, test_episodes=2)
+    for k in SHOTS:
+        for draw, (coop, st) in enumerate([(0.5, 0.6), (0.7, 0.6), (0.6, 0.9)]):
+            for method, f1 in (("coop", coop), ("cocoop", coop), ("st_clip", st), (CLOCK_BASELINE, 0.1)):
+                for a in ASPECTS:
+                    report.aspects.append(
+                        {"method": method, "shots": k, "draw": draw, "aspect": a, "accuracy": f1, "f1": f1}
+                    )
+    report.relation_accuracy = {m: {"all": 0.6, "image-grounded": 0.55} for m in ("base_clip", "sa_clip")}
+    report.anomaly_counts = {"world": {"normal": 5, "wrong_way": 2}}
+    report.anomaly_auc = {m: {"world": {"held-out types": 0.7}} for m in ("base_clip", "sa_clip")}
+    text = report.markdown()
+    assert report.f1("st_clip", 4, "congestion") == pytest.approx(0.7) and report.f1("coop", 4, "congestion") == 0.6
+    assert "| 4 | " + " | ".join(["+10.0"] * len(ASPECTS)) + " |" in text
+    assert "0.700 ±0.141 (0.700)" in text  # st_clip: mean and standard deviation of 0.6, 0.6, 0.9
+    assert "MISSED: SA-CLIP held-out anomaly AUC 0.700 on world" in text
