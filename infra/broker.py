@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from fleetscope.errors import ServiceError
+from fleetscope.retrying import retry_until
 from fleetscope.settings import Settings
 from infra.process import ManagedProcess, port_open, require_free_port
 from streams.topics import all_topics
@@ -55,19 +55,17 @@ class EmbeddedBroker:
 
 def _admin(settings: Settings, timeout_s: float | None, purpose: str) -> KafkaAdminClient:
     """An admin client of the configured broker, retried until ``timeout_s`` (default: the startup timeout)."""
-    deadline = time.monotonic() + (settings.stack.startup_timeout_s if timeout_s is None else timeout_s)
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            return KafkaAdminClient(
-                bootstrap_servers=settings.kafka.servers, client_id="fleetscope-admin", request_timeout_ms=10000
-            )
-        except KafkaError as exc:
-            last_error = exc
-            time.sleep(0.5)
-    raise ServiceError(
-        "broker",
-        f"cannot reach {settings.kafka.servers} to {purpose} ({last_error}); check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
+    return retry_until(
+        lambda: KafkaAdminClient(
+            bootstrap_servers=settings.kafka.servers, client_id="fleetscope-admin", request_timeout_ms=10000
+        ),
+        settings.stack.startup_timeout_s if timeout_s is None else timeout_s,
+        pause_s=0.5,
+        failure=lambda exc: ServiceError(
+            "broker",
+            f"cannot reach {settings.kafka.servers} to {purpose} ({exc}); check FLEETSCOPE_KAFKA__BOOTSTRAP_SERVERS",
+        ),
+        retry_on=KafkaError,
     )
 
 

@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Protocol
 
 from fleetscope.errors import ServiceError
+from fleetscope.retrying import NotYet, retry_until
 from fleetscope.settings import Settings
 from infra.broker import EmbeddedBroker, ensure_topics
 from infra.postgres import EmbeddedPostgres, apply_schema
@@ -146,17 +147,23 @@ def wait_triton_ready(settings: Settings) -> None:
     import tritonclient.grpc as grpcclient
 
     client = grpcclient.InferenceServerClient(settings.triton.grpc_url)
-    deadline = time.monotonic() + settings.stack.startup_timeout_s
     missing: list[str] = list(MODELS)
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if client.is_server_ready(client_timeout=2):
-                missing = [m for m in MODELS if not client.is_model_ready(m, client_timeout=2)]
-                if not missing:
-                    return
-        time.sleep(1)
-    raise ServiceError(
-        "triton", f"{settings.triton.grpc_url} not ready with models {', '.join(missing)}; check FLEETSCOPE_TRITON__URL"
+
+    def ready() -> None:
+        if not client.is_server_ready(client_timeout=2):
+            raise NotYet("server not ready")
+        missing[:] = [m for m in MODELS if not client.is_model_ready(m, client_timeout=2)]
+        if missing:
+            raise NotYet(f"models not ready: {', '.join(missing)}")
+
+    retry_until(
+        ready,
+        settings.stack.startup_timeout_s,
+        pause_s=1,
+        failure=lambda _: ServiceError(
+            "triton",
+            f"{settings.triton.grpc_url} not ready with models {', '.join(missing)}; check FLEETSCOPE_TRITON__URL",
+        ),
     )
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from fleetscope.errors import ServiceError
+from fleetscope.retrying import retry_until
 from fleetscope.settings import Settings
 from streams import topics
 from streams.schema import Frame, GpsFix
@@ -18,21 +17,19 @@ class FleetProducer:
 
     def __init__(self, settings: Settings, connect_timeout_s: float = 30.0) -> None:
         self.settings = settings
-        deadline = time.monotonic() + connect_timeout_s
-        while True:
-            try:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=settings.kafka.servers.split(","),
-                    client_id="fleetscope-producer",
-                    acks="all",
-                    linger_ms=5,
-                    max_request_size=settings.kafka.max_message_bytes,
-                )
-                break
-            except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise ServiceError("broker", f"cannot connect to {settings.kafka.servers}: {exc}") from exc
-                time.sleep(0.5)
+        self._producer = retry_until(
+            lambda: KafkaProducer(
+                bootstrap_servers=settings.kafka.servers.split(","),
+                client_id="fleetscope-producer",
+                acks="all",
+                linger_ms=5,
+                max_request_size=settings.kafka.max_message_bytes,
+            ),
+            connect_timeout_s,
+            pause_s=0.5,
+            failure=lambda exc: ServiceError("broker", f"cannot connect to {settings.kafka.servers}: {exc}"),
+            retry_on=KafkaError,
+        )
         self.sent: dict[str, int] = {}
 
     def send_raw(self, topic: str, key: str | bytes | None, value: bytes) -> None:
