@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tritonclient.utils import InferenceServerException
 
 from fleetscope.errors import InferenceError, ServiceUnavailable
@@ -72,34 +73,50 @@ class TritonModels:
 
     async def _infer_ready(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> Outputs:
         """The request with retries while Triton has the model ready; ServiceUnavailable when it has not."""
-        attempt = 0
-        while True:
-            try:
-                async with self._slots:
-                    result = await self.client.infer(
-                        model,
-                        [_tensor(name, arr) for name, arr in inputs.items()],
-                        outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
-                        client_timeout=self.cfg.request_timeout_s,
-                    )
-                return {o: result.as_numpy(o) for o in outputs}
-            except InferenceServerException as exc:
-                status = str(exc.status() or "")
-                if not await self.model_ready(model):
-                    metrics.TRITON_ERRORS.labels(model, "unavailable").inc()
-                    raise ServiceUnavailable(
-                        f"Triton at {self.cfg.grpc_url} has no {model} ready: {exc.message()}"
-                    ) from None
-                transient = any(code in status for code in TRANSIENT)
-                metrics.TRITON_ERRORS.labels(model, "transient" if transient else "rejected").inc()
-                if transient and attempt >= self.cfg.max_retries and any(code in status for code in OUTAGE):
-                    raise ServiceUnavailable(f"Triton at {self.cfg.grpc_url}: {exc.message()} ({status})") from None
-                if not transient or attempt >= self.cfg.max_retries:
-                    raise InferenceError(f"{model}: {exc.message()} ({status or 'no status'})") from None
-            attempt += 1
-            delay = self.cfg.retry_backoff_s * 2 ** (attempt - 1)
-            log.warning("%s request failed (attempt %d), retrying in %.2fs", model, attempt, delay)
-            await asyncio.sleep(delay)
+
+        def note(state: RetryCallState) -> None:
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning("%s request failed (attempt %d), retrying in %.2fs", model, state.attempt_number, delay)
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_Transient),
+                stop=stop_after_attempt(self.cfg.max_retries + 1),
+                wait=wait_exponential(multiplier=self.cfg.retry_backoff_s),
+                before_sleep=note,
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._infer_once(model, inputs, outputs)
+        except _Transient as exc:  # still failing after max_retries
+            if any(code in exc.status for code in OUTAGE):
+                raise ServiceUnavailable(f"Triton at {self.cfg.grpc_url}: {exc.message} ({exc.status})") from None
+            raise InferenceError(f"{model}: {exc.message} ({exc.status or 'no status'})") from None
+        raise AssertionError("unreachable: tenacity retries until the call returns or raises")
+
+    async def _infer_once(self, model: str, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> Outputs:
+        """One try of the request; a failure worth trying again raises ``_Transient``."""
+        try:
+            async with self._slots:
+                result = await self.client.infer(
+                    model,
+                    [_tensor(name, arr) for name, arr in inputs.items()],
+                    outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                    client_timeout=self.cfg.request_timeout_s,
+                )
+            return {o: result.as_numpy(o) for o in outputs}
+        except InferenceServerException as exc:
+            status = str(exc.status() or "")
+            if not await self.model_ready(model):
+                metrics.TRITON_ERRORS.labels(model, "unavailable").inc()
+                raise ServiceUnavailable(
+                    f"Triton at {self.cfg.grpc_url} has no {model} ready: {exc.message()}"
+                ) from None
+            transient = any(code in status for code in TRANSIENT)
+            metrics.TRITON_ERRORS.labels(model, "transient" if transient else "rejected").inc()
+            if not transient:
+                raise InferenceError(f"{model}: {exc.message()} ({status or 'no status'})") from None
+            raise _Transient(exc.message(), status) from None
 
     async def model_ready(self, model: str) -> bool:
         """Whether Triton answers that ``model`` is ready (False when it does not answer at all)."""
@@ -116,6 +133,14 @@ class TritonModels:
             self.infer("sa_clip", {"IMAGE_JPEG": images}, SA_CLIP_OUTPUTS),
             self.infer("scene_graph", {"IMAGE_JPEG": images}, SCENE_GRAPH_OUTPUTS),
         )
+
+
+class _Transient(Exception):
+    """A failed request that Triton, with the model ready, may serve if asked again."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
 
 
 def _tensor(name: str, arr: np.ndarray) -> grpcclient.InferInput:

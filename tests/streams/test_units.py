@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import DBAPIError
+from tritonclient.utils import InferenceServerException
 
-from fleetscope.errors import InvalidMessage
+from fleetscope.errors import InferenceError, InvalidMessage, ServiceUnavailable
 from fleetscope.settings import TritonSettings
 from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
@@ -156,6 +157,51 @@ def test_an_unreachable_triton_is_waited_for_and_marked_down_not_failed():
     assert asyncio.run(call()), "the request ended although Triton never answered"
     assert not health.up
     assert REGISTRY.get_sample_value("fleetscope_dependency_outages_total", {"dependency": health.name}) == 1
+
+
+class FlakyTriton:
+    """A Triton client stand-in, its model always ready, whose first requests fail with ``statuses``."""
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses, self.calls = list(statuses), 0
+
+    async def infer(self, model: str, inputs: object, outputs: object, client_timeout: float) -> "FlakyTriton":
+        self.calls += 1
+        if self.statuses:
+            raise InferenceServerException("cannot serve now", status=self.statuses.pop(0))
+        return self
+
+    def as_numpy(self, name: str) -> np.ndarray:
+        return np.zeros(1, dtype=np.float32)
+
+    async def is_model_ready(self, model: str, client_timeout: float) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("statuses", "raised", "calls"),
+    [
+        (["StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"], None, 3),
+        (["StatusCode.DEADLINE_EXCEEDED"] * 3, InferenceError, 3),
+        (["StatusCode.UNAVAILABLE"] * 3, ServiceUnavailable, 3),
+        (["StatusCode.INVALID_ARGUMENT"], InferenceError, 1),
+    ],
+    ids=["recovers", "gives-up", "outage-after-retries", "rejected-at-once"],
+)
+def test_a_transient_triton_failure_is_retried_max_retries_times_with_growing_delays(statuses, raised, calls, caplog):
+    cfg = TritonSettings(max_retries=2, retry_backoff_s=0.01)
+    models = TritonModels(cfg, Dependency("triton-flaky"))
+    fake = FlakyTriton(*statuses)
+    models._client = fake  # type: ignore[assignment]
+    request = models._infer_ready("sa_clip", {"IMAGE_JPEG": np.array([[b"x"]], dtype=np.object_)}, ["ANOMALY_SCORE"])
+    if raised is None:
+        assert asyncio.run(request)["ANOMALY_SCORE"].shape == (1,)
+    else:
+        with pytest.raises(raised, match="cannot serve now"):
+            asyncio.run(request)
+    assert fake.calls == calls
+    delays = [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "retrying in" in r.getMessage()]
+    assert delays == ["0.01s", "0.02s"][: calls - 1]
 
 
 def test_per_vehicle_state_keeps_the_most_recently_seen_vehicles():
