@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 import sys
-import urllib.request
 
 from fleetscope.settings import Settings
 from infra.process import ManagedProcess, require_free_port
+from infra.scrape import sample_value, scrape
 
 
 class WorkerProcess:
@@ -30,9 +30,7 @@ class WorkerProcess:
             self.process.wait_ready(self._ready, self.settings.stack.startup_timeout_s, "assigned its partitions")
 
     def _ready(self) -> bool:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return "fleetscope_worker_ready 1.0" in resp.read().decode()
+        return sample_value(scrape(self.metrics_port, timeout_s=2), "fleetscope_worker_ready") == 1
 
     def stop(self) -> None:
         # SIGTERM lets Faust commit offsets and leave the group before exiting.

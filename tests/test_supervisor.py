@@ -7,8 +7,7 @@ import logging
 import os
 import signal
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,16 +17,11 @@ from fleetscope.errors import ServiceError
 from fleetscope.settings import load_settings
 from infra.postgres import schema_revision
 from infra.process import ManagedProcess
+from infra.scrape import sample_value, scrape
 from infra.stack import Stack
 from infra.supervisor import backoff_s
 from tests.conftest import stack_settings
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not {what} after {timeout_s:.0f}s"
-        time.sleep(0.2)
+from tests.waiting import wait_until
 
 
 def reaped(pid: int) -> bool:
@@ -131,9 +125,7 @@ def test_a_killed_worker_is_reaped_and_restarted_until_ready(supervised, caplog)
 
     assert worker.running() and worker.pid != old_pid
     assert reaped(old_pid)
-    metrics_url = f"http://127.0.0.1:{supervised.settings.worker.metrics_port}/metrics"
-    with urllib.request.urlopen(metrics_url, timeout=5) as resp:
-        assert "fleetscope_worker_ready 1.0" in resp.read().decode()
+    assert sample_value(scrape(supervised.settings.worker.metrics_port), "fleetscope_worker_ready") == 1
     pids = json.loads((supervised.settings.stack.run_dir / "pids.json").read_text())
     assert pids["worker"] == worker.pid
     assert f"worker (pid {old_pid}) was killed by SIGKILL" in caplog.text
