@@ -60,7 +60,7 @@ def train_clip(
 
     Base CLIP pretrains on the simulator corpus (seed 101) with alt-text captions, SA-CLIP fine-tunes
     it on relation captions with hard negatives, and ST-CLIP learns its prompts on the frozen base
-    CLIP from SHOTS frames per class of the benchmark's train split (seed 7). Checkpoints are stored
+    CLIP from SHOTS frames per class of the benchmark's train split (seed 41). Checkpoints are stored
     as float16.
     """
     import torch
@@ -107,7 +107,7 @@ def train_clip(
 def train_sa_clip(out: Path, seed: int, steps: int) -> None:
     """SA-CLIP alone: fine-tune the base CLIP in OUT on relation captions with hard negatives.
 
-    Reads the simulator corpus (seed 101, exported on first use). Takes about six minutes.
+    Reads the simulator corpus (seed 101, exported on first use). Takes six minutes on an idle machine.
     """
     import torch
 
@@ -144,7 +144,7 @@ def _train_sa_clip(
 def train_st_clip(out: Path, seed: int, shots: str) -> None:
     """ST-CLIP's prompts and adapters alone, few-shot, on the frozen base CLIP in OUT.
 
-    SHOTS frames per class of every aspect come from the benchmark's train split (seed 7); each
+    SHOTS frames per class of every aspect come from the benchmark's train split (seed 41); each
     carries the ST context the worker would send. Takes about a minute.
     """
     import torch
