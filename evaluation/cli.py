@@ -56,9 +56,9 @@ def map_matching(
     " 4 shots: how the shipped configuration is chosen, without looking at test (a few minutes)",
 )
 def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
-    """ST-CLIP vs zero-shot, CoOp, CoCoOp and a clock-and-calendar baseline per aspect at 1-16 shots (each the
+    """ST-CLIP vs zero-shot, CoOp, CoCoOp and a clock-and-calendar baseline per aspect at 1, 4 and 16 shots (each the
     mean of 3 draws of shots); SA-CLIP vs base CLIP on relations and zero-shot anomaly AUC (held-out types). All
-    on the benchmark's test episodes; trains the few-shot prompts it compares (about 40 minutes)."""
+    on the benchmark's test episodes; trains the few-shot prompts it compares (about an hour)."""
     from evaluation.clip import choose_configuration
     from evaluation.clip import evaluate as run
 

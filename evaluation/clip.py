@@ -1,6 +1,6 @@
 """ST-CLIP and SA-CLIP against their baselines on the benchmark's held-out test episodes (synthetic data).
 
-- Aspects: zero-shot prompts, CoOp, CoCoOp-style and ST-CLIP at k = 1, 2, 4, 8, 16 shots per class,
+- Aspects: zero-shot prompts, CoOp, CoCoOp-style and ST-CLIP at k = 1, 4, 16 shots per class,
   all on the same frozen base CLIP and the same shots (``models.training.few_shot``); accuracy and
   macro-F1 per aspect, each the mean over ``DRAWS`` draws of shots with the spread. Beside them a
   clock-and-calendar baseline: the nearest training shot by time of day and weekday alone, which
@@ -34,7 +34,6 @@ from models.training.clip_training import Log
 from models.training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS, FrameSet, ensure_export, load_frames
 from models.training.few_shot import (
     METHODS,
-    SHOTS,
     Features,
     aspect_scores,
     frozen_features,
@@ -50,6 +49,8 @@ CONTEXT_ASPECTS = ("congestion", "accessibility")  # the aspects that depend on 
 TARGET_GAIN_F1 = 0.05
 TARGET_AUC = 0.80
 DRAWS = 3  # draws of shots per k; every few-shot figure is their mean
+# k = 2 and 8 are left out since 3 draws came in: the evaluation stays under an hour on 2 cores.
+EVAL_SHOTS = (1, 4, 16)
 CLOCK_FIELDS = ("hour_sin", "hour_cos", "weekday_norm")
 CLOCK_BASELINE = "clock-calendar 1-NN"
 
@@ -111,7 +112,7 @@ class ClipReport:
         lines += ["", "**ST-CLIP minus CoOp, macro-F1 points (means over the draws)**", ""]
         lines += ["| k | " + " | ".join(ASPECTS) + " |"]
         lines.append("|---|" + "---|" * len(ASPECTS))
-        for k in SHOTS:
+        for k in EVAL_SHOTS:
             gains = [100 * (self.f1("st_clip", k, a) - self.f1("coop", k, a)) for a in ASPECTS]
             lines.append(f"| {k} | " + " | ".join(f"{g:+.1f}" for g in gains) + " |")
         pairs = ", ".join(f"{k} {v}" for k, v in self.relation_pair_counts.items())
@@ -229,7 +230,7 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
     train_feats = frozen_features(base, frames, frames.split("train"))
     test_feats = frozen_features(base, frames, test)
     results = [("zero-shot", 0, 0, predict_zero_shot(base, test_feats))]
-    for k in SHOTS:
+    for k in EVAL_SHOTS:
         for draw in range(DRAWS):
             shots = train_feats.take(sample_shots(train_feats.labels, k, seed + draw))
             results.append((CLOCK_BASELINE, k, draw, clock_calendar_baseline(shots, test_feats)))

@@ -86,7 +86,7 @@ def test_threshold_tuning_only_changes_the_types_it_is_given(tmp_path) -> None:
 
 def test_the_clip_report_gives_means_over_draws_and_compares_st_clip_with_coop_on_them() -> None:
     from evaluation.clip import CLOCK_BASELINE, ClipReport
-    from models.training.few_shot import SHOTS
+    from evaluation.clip import EVAL_SHOTS as SHOTS
     from models.vocab import ASPECTS
 
     report = ClipReport(test_frames=10, test_episodes=2)
