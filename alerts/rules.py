@@ -14,7 +14,7 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from fleetscope.errors import ConfigError
+from core.errors import ConfigError
 from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES, PREDICATES
 from streams.schema import AnomalyResult, KinematicEvent, Scene
 

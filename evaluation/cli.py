@@ -144,8 +144,8 @@ def alert_rules(weights: Path, rules: Path | None, out: Path, tune: bool) -> Non
     import torch
 
     from alerts.rules import load_rules
+    from core.settings import get_settings
     from evaluation.alert_rules import anomaly_results, replay_rules, side_by_side, thresholds, tune_thresholds
-    from fleetscope.settings import get_settings
     from models.checkpoints import load_checkpoint
     from models.sa_clip import SAClip
     from models.training.dataset import ALERT_WORLDS, BENCHMARK, ensure_export, load_frames
@@ -210,9 +210,9 @@ def real_photos(weights: Path, cache: Path, out: Path) -> None:
     (apt-get download for the Debian ones)."""
     import torch
 
+    from core.errors import FleetscopeError
+    from core.settings import get_settings
     from evaluation.real_photos import as_jpeg, fetch, judge, load_manifest, report, run_models
-    from fleetscope.errors import FleetscopeError
-    from fleetscope.settings import get_settings
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     packages, photos = load_manifest()

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from PIL import Image
 
-from fleetscope.errors import FleetscopeError
+from core.errors import FleetscopeError
 
 MANIFEST = Path(__file__).with_name("real_photos.yaml")
 VEHICLES = ("car", "truck", "bus")

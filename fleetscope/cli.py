@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from core.errors import ConfigError, FleetscopeError
+from core.settings import Settings, load_settings
 from evaluation.cli import evaluate
-from fleetscope.errors import ConfigError, FleetscopeError
-from fleetscope.settings import Settings, load_settings
 from fleetscope.soak import bench_soak
 from kinematics.cli import ask
 from models.training.cli import train

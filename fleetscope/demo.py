@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from kafka import KafkaConsumer
 
 from alerts.rules import load_rules
+from core.errors import FleetscopeError
+from core.settings import Settings
 from evaluation.alerts import AlertReport, RaisedAlert, TypeScore, score_alerts
 from evaluation.road_conditions import ConditionReport, ConditionRow, FrameObservation, score_conditions
-from fleetscope.errors import FleetscopeError
-from fleetscope.settings import Settings
 from sim import seeds
 from sim.truth import AnomalyEvent, FrameTruth
 from streams import topics

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from fleetscope.settings import Settings
+    from core.settings import Settings
     from infra.stack import Stack
 
 FLAT_BOUND = 0.05  # |drift| / first-quarter median at or under this: flat
@@ -211,7 +211,7 @@ class Sampler:
     def __init__(self, stack: Stack, soak: Soak, progress: Callable[[str], None], produced: Callable[[], int]) -> None:
         self.settings = stack.settings
         self.soak, self.progress, self.produced = soak, progress, produced
-        from fleetscope.errors import ConfigError
+        from core.errors import ConfigError
 
         local = {svc.name: getattr(svc, "process", None) for svc in stack.started}
         if "worker" not in local or "triton" not in local:
@@ -228,7 +228,7 @@ class Sampler:
     def take(self, phase: str) -> Sample:
         import psutil
 
-        from fleetscope.errors import ServiceError
+        from core.errors import ServiceError
 
         now = time.monotonic()
         self.next_at = max(self.next_at + self.soak.sample_s, now)
@@ -314,8 +314,8 @@ def soak_stream(stack: Stack, soak: Soak, seed: int, drain_s: float, progress: C
 
 
 def _settings(run_dir_name: str) -> Settings:
+    from core.settings import REPO_ROOT, load_settings
     from fleetscope import demo
-    from fleetscope.settings import REPO_ROOT, load_settings
     from infra.process import free_ports
 
     kafka, pg, http, grpc, tmetrics, metrics = free_ports(6)
@@ -372,7 +372,7 @@ def bench_soak(
         import psutil  # noqa: F401
     except ImportError:
         raise click.ClickException("bench soak needs psutil: pip install psutil") from None
-    from fleetscope.errors import FleetscopeError
+    from core.errors import FleetscopeError
     from infra.stack import Stack, reap_leftovers, terminate_as_interrupt
 
     if rate is not None:

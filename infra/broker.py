@@ -8,9 +8,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from fleetscope.errors import ServiceError
-from fleetscope.retrying import retry_until
-from fleetscope.settings import Settings
+from core.errors import ServiceError
+from core.retrying import retry_until
+from core.settings import Settings
 from infra.process import ManagedProcess, port_open, require_free_port
 from streams.topics import all_topics
 

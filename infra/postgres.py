@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 
-from fleetscope.errors import ServiceError
-from fleetscope.settings import EMBEDDED_PIPELINE_USER, Settings
+from core.errors import ServiceError
+from core.settings import EMBEDDED_PIPELINE_USER, Settings
 from infra.process import ManagedProcess, require_free_port, tail
 from streams.sinks.migrations import READER_ROLE, WRITER_ROLE, alembic_config, head_revision
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from fleetscope.errors import ServiceError
+from core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

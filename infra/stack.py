@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Protocol
 
-from fleetscope.errors import ServiceError
-from fleetscope.retrying import NotYet, retry_until
-from fleetscope.settings import Settings
+from core.errors import ServiceError
+from core.retrying import NotYet, retry_until
+from core.settings import Settings
 from infra.broker import EmbeddedBroker, ensure_topics
 from infra.postgres import EmbeddedPostgres, apply_schema
 from infra.supervisor import Supervisor

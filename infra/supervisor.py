@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleetscope.errors import ServiceError
+from core.errors import ServiceError
 from infra.process import ManagedProcess, tail
 
 if TYPE_CHECKING:

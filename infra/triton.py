@@ -11,8 +11,8 @@ import sysconfig
 import urllib.request
 from pathlib import Path
 
-from fleetscope.errors import ServiceError
-from fleetscope.settings import Settings
+from core.errors import ServiceError
+from core.settings import Settings
 from infra.process import ManagedProcess, require_free_port
 
 log = logging.getLogger(__name__)

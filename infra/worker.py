@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from infra.process import ManagedProcess, require_free_port
 from infra.scrape import sample_value, scrape
 

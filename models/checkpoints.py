@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from fleetscope.errors import MissingCheckpoint
-from fleetscope.settings import get_settings
+from core.errors import MissingCheckpoint
+from core.settings import get_settings
 from models.clip_backbone import DEFAULT_ARCH, BaseClip, ClipModel, ImageCfg, create_clip
 from models.sa_clip import SAClip
 from models.scene_graph import SceneGraphModel

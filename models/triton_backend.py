@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-from fleetscope.errors import MissingCheckpoint
-from fleetscope.settings import get_settings
+from core.errors import MissingCheckpoint
+from core.settings import get_settings
 from models.checkpoints import load_checkpoint
 from models.clip_backbone import ClipModel
 from models.preprocess import to_tensor_batch

@@ -11,8 +11,8 @@ from faust.tables.manager import TableManager
 
 from alerts.incidents import IncidentTracker
 from alerts.rules import load_rules
-from fleetscope.errors import ConfigError
-from fleetscope.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from streams import changelog_recovery, fetch_wait, metrics
 from streams.context import agent as map_matching
 from streams.context import segment_windows

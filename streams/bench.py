@@ -43,7 +43,7 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
 
     Starts its own broker and PostgreSQL on free ports under var/bench-gps and stops them at the end.
     """
-    from fleetscope.settings import REPO_ROOT, load_settings
+    from core.settings import REPO_ROOT, load_settings
     from infra.process import free_ports
     from infra.stack import Stack
     from infra.worker import WorkerProcess

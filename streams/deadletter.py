@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from fleetscope.errors import InvalidMessage
+from core.errors import InvalidMessage
 from streams import metrics, topics
 from streams.schema import DeadLetter, Frame, GpsFix, Message, parse, utcnow
 

@@ -33,8 +33,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from pydantic import AwareDatetime
 
-from fleetscope.errors import FleetscopeError
-from fleetscope.settings import Settings
+from core.errors import FleetscopeError
+from core.settings import Settings
 from streams import topics
 from streams.schema import DeadLetter, Message, decode, utcnow
 

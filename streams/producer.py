@@ -5,9 +5,9 @@ from __future__ import annotations
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from fleetscope.errors import ServiceError
-from fleetscope.retrying import retry_until
-from fleetscope.settings import Settings
+from core.errors import ServiceError
+from core.retrying import retry_until
+from core.settings import Settings
 from streams import topics
 from streams.schema import Frame, GpsFix
 

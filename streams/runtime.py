@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from streams import metrics
 from streams.context.gps_track import RecentFixes
 from streams.health import Dependency

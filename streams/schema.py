@@ -25,7 +25,7 @@ from pydantic import (
     ValidationError,
 )
 
-from fleetscope.errors import InvalidMessage
+from core.errors import InvalidMessage
 from models.vocab import ST_CONTEXT_DIM
 
 SCHEMA_VERSION: Literal[1] = 1

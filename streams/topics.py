@@ -6,7 +6,7 @@ import these names; nothing else spells a topic name.
 
 from __future__ import annotations
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 
 FRAMES = "fleet.frames"  # vehicle -> dashcam JPEG + camera calibration
 GPS = "fleet.gps"  # vehicle -> GPS fix

@@ -6,8 +6,8 @@ import logging
 
 import faust
 
-from fleetscope.errors import ConfigError
-from fleetscope.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from infra.broker import missing_topics
 from streams import metrics
 from streams.app import create_app

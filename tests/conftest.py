@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetscope.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from infra.process import free_ports
 from infra.stack import Stack
 from streams.producer import FleetProducer

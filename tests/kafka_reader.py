@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 
 
 def read_until(

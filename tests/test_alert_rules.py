@@ -9,7 +9,7 @@ import pytest
 
 from alerts.incidents import IncidentTracker, alert_id
 from alerts.rules import DEFAULT_RULES, KINEMATIC_EVENTS, load_rules
-from fleetscope.errors import ConfigError
+from core.errors import ConfigError
 from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES
 from streams.schema import AnomalyResult, AspectResult, KinematicEvent, Scene, SceneObject, Triplet
 

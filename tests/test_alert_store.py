@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alerts.incidents import alert_id
-from fleetscope.settings import Settings
+from core.settings import Settings
 from streams.schema import Alert, Location, utcnow
 from streams.sinks.alert_store import store_alert
 from streams.sinks.tables import alerts

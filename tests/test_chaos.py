@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from infra.process import tail
 from infra.stack import Stack
 from streams import topics

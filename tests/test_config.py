@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fleetscope.errors import ConfigError
-from fleetscope.settings import load_settings
+from core.errors import ConfigError
+from core.settings import load_settings
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

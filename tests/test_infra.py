@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from fleetscope.errors import ServiceError
-from fleetscope.settings import load_settings
+from core.errors import ServiceError
+from core.settings import load_settings
 from infra.process import ManagedProcess
 from infra.stack import Stack
 from tests.conftest import stack_settings

@@ -14,7 +14,7 @@ import psutil
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from streams import topics
 from streams.deadletter_replay import LetterFilter, read_letters, replay
 from streams.producer import FleetProducer

@@ -12,7 +12,7 @@ from functools import cache
 
 import sqlalchemy as sa
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from streams.context.road_network import RoadNetwork, Segment, load_network
 from streams.producer import FleetProducer
 from streams.schema import Frame, GpsFix

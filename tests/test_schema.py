@@ -17,8 +17,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from fleetscope.errors import ConfigError, ServiceError
-from fleetscope.settings import Settings, load_settings
+from core.errors import ConfigError, ServiceError
+from core.settings import Settings, load_settings
 from infra.postgres import PRE_MIGRATION_COLUMNS, apply_schema
 from streams.sinks.migrations import READER_ROLE, VIEWS, WRITER_ROLE, alembic_config, head_revision, include_object
 from streams.sinks.tables import alerts, metadata, segment_stats

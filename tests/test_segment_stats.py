@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetscope.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from infra.broker import ensure_topics
 from infra.postgres import apply_schema
 from infra.process import free_ports

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fleetscope.errors import ServiceError
-from fleetscope.settings import load_settings
+from core.errors import ServiceError
+from core.settings import load_settings
 from infra.postgres import schema_revision
 from infra.process import ManagedProcess
 from infra.scrape import sample_value, scrape

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.decorators import FC
 
-from fleetscope.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from models.clip_backbone import BaseClip

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fleetscope.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from models.clip_backbone import ImageCfg
 from models.preprocess import normalise, to_uint8_batch
 from sim import seeds

@@ -26,7 +26,7 @@ import numpy as np
 from aiokafka.partitioner import murmur2
 from faust.types import EventT
 
-from fleetscope.errors import InvalidMessage
+from core.errors import InvalidMessage
 from streams import metrics, topics
 from streams.context.kinematics import smoothed_speeds
 from streams.context.road_network import RoadNetwork

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from faust.types import EventT
 
-from fleetscope.errors import InferenceError
+from core.errors import InferenceError
 from streams import metrics, topics
 from streams.context.segment_windows import SegmentWindows
 from streams.context.st_vector import with_window

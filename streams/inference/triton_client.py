@@ -20,8 +20,8 @@ import tritonclient.grpc.aio as grpcaio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tritonclient.utils import InferenceServerException
 
-from fleetscope.errors import InferenceError, ServiceUnavailable
-from fleetscope.settings import TritonSettings
+from core.errors import InferenceError, ServiceUnavailable
+from core.settings import TritonSettings
 from models.vocab import ASPECTS
 from streams import metrics
 from streams.health import Dependency, wait_out

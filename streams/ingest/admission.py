@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from PIL import Image
 
-from fleetscope.errors import InvalidMessage
-from fleetscope.settings import WorkerSettings
+from core.errors import InvalidMessage
+from core.settings import WorkerSettings
 from streams.schema import Frame, GpsFix, Parsed, parse
 
 MAX_PIXELS = 4096 * 4096

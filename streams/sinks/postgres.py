@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from fleetscope.settings import Settings
+from core.settings import Settings
 from streams import metrics
 from streams.context.road_network import Segment
 from streams.schema import Alert, Scene, SegmentWindow

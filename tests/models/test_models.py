@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fleetscope.errors import MissingCheckpoint
+from core.errors import MissingCheckpoint
 from models.checkpoints import SHIPPED_DIR, build_model, init_untrained, load_checkpoint, save_checkpoint
 from models.clip_backbone import ClipModel, create_clip
 from models.preprocess import decode_jpeg, to_tensor_batch

@@ -20,7 +20,7 @@ from faust.windows import _PyHoppingWindow
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from fleetscope.errors import InvalidMessage
+from core.errors import InvalidMessage
 from streams.context.gps_track import RecentFixes, nearest_fix
 from streams.context.road_network import load_network
 from streams.context.segment_windows import merged, window_stats

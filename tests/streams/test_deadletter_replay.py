@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
+from core.settings import Settings
 from fleetscope.cli import main
-from fleetscope.settings import Settings
 from infra.broker import EmbeddedBroker, ensure_topics
 from streams import topics
 from streams.deadletter_replay import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from fleetscope.settings import load_settings
+from core.settings import load_settings
 from streams.app import create_app
 
 

@@ -12,8 +12,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy.exc import DBAPIError
 from tritonclient.utils import InferenceServerException
 
-from fleetscope.errors import InferenceError, InvalidMessage, ServiceUnavailable
-from fleetscope.settings import TritonSettings
+from core.errors import InferenceError, InvalidMessage, ServiceUnavailable
+from core.settings import TritonSettings
 from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
 from streams.context.gps_track import add_fix, nearest_fix

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from fleetscope.settings import get_settings
+from core.settings import get_settings
 from streams.sinks.migrations import include_object
 from streams.sinks.tables import metadata
 

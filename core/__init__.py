@@ -1,0 +1,1 @@
+"""The foundation every package imports: settings, the exception tree and bounded retries."""
