@@ -30,7 +30,7 @@ def map_matching(
 ) -> None:
     """Share of GPS fixes matched to their true segment; segment median speeds against the truth."""
     from evaluation.map_matching import evaluate as run
-    from streams.context.road_network import load_network
+    from roads.network import load_network
 
     report = run(load_network(network), vehicles, duration, seed, start_time(start), gps_noise_m=gps_noise)
     if as_json:

@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from roads.network import RoadNetwork
 from sim.fleet import GpsConfig
 from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
-from streams.context.road_network import RoadNetwork
 from streams.context.segment_windows import merged, window_stats
 from streams.context.vehicle_track import VehicleTracks
 from streams.schema import ObservedFix

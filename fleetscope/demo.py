@@ -110,10 +110,10 @@ def produce(settings: Settings, vehicles: int, duration_s: int, seed: int, speed
 
     ``speed`` is simulated seconds per wall second (0 = as fast as possible).
     """
+    from roads.network import load_network
     from sim.publish import publish
     from sim.render import render_jpeg
     from sim.world import World, WorldConfig
-    from streams.context.road_network import load_network
 
     world = World(
         load_network(), WorldConfig(vehicles=vehicles, incidents_per_vehicle_hour=DEMO_INCIDENT_RATE), seed, START

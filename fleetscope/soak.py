@@ -267,11 +267,11 @@ def soak_stream(stack: Stack, soak: Soak, seed: int, drain_s: float, progress: C
     """Stream for ``soak.minutes`` of wall time on a started stack, sampling as it goes; then wait (at most
     ``drain_s``) for the worker to process what was sent, still sampling."""
     from fleetscope import demo
+    from roads.network import load_network
     from sim.publish import publish
     from sim.render import render_jpeg
     from sim.world import World, WorldConfig
     from streams import topics
-    from streams.context.road_network import load_network
     from streams.producer import FleetProducer
 
     settings = stack.settings

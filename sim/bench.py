@@ -27,9 +27,9 @@ def bench_render(frames: int, size: int, seed: int, as_json: bool) -> None:
     is not timed. Also prints the world-simulation cost per frame, which the export adds on top.
     """
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the target says
+    from roads.network import load_network
     from sim.render import encode_jpeg, render
     from sim.world import FrameEmission, World, WorldConfig
-    from streams.context.road_network import load_network
 
     world = World(
         load_network(), WorldConfig(vehicles=12, image_size=size), seed, datetime.fromisoformat(DEFAULT_START)

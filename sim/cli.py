@@ -16,8 +16,8 @@ from models.vocab import HELD_OUT_TYPES
 from sim.vocab import ANOMALY_TYPES
 
 if TYPE_CHECKING:
+    from roads.network import RoadNetwork
     from sim.world import WorldConfig
-    from streams.context.road_network import RoadNetwork
 
 # A Monday morning rush hour in Helsinki (08:00 local).
 DEFAULT_START = "2026-11-02T06:00:00+00:00"
@@ -83,10 +83,10 @@ def simulate(
         raise click.UsageError("choose exactly one of --to-kafka, --export DIR, --contact-sheet FILE")
     if frames <= 0 or duration <= 0 or frame_interval <= 0 or gps_noise < 0 or (vehicles is not None and vehicles <= 0):
         raise click.UsageError("--frames, --duration, --vehicles and --frame-interval must be positive")
+    from roads.network import load_network
     from sim.fleet import GpsConfig
     from sim.render import render_jpeg
     from sim.world import WorldConfig
-    from streams.context.road_network import load_network
 
     held_out = _holdout(holdout)
     start_at = start_time(start)

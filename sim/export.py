@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from models.vocab import HELD_OUT_TYPES
+from roads.network import RoadNetwork
 from sim.traffic import INCIDENT_WEIGHT
 from sim.truth import (
     TRUTH_VERSION,
@@ -37,7 +38,6 @@ from sim.truth import (
     write_jsonl,
 )
 from sim.world import FrameEmission, GpsEmission, World, WorldConfig
-from streams.context.road_network import RoadNetwork
 
 FORMAT = "fleetscope-sim-dataset"
 SPLITS = ("train", "val", "test")

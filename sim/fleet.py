@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from roads.network import RoadNetwork, Segment
 from sim.camera import Camera
 from sim.traffic import Traffic
 from sim.truth import GpsTruth
-from streams.context.road_network import RoadNetwork, Segment
 
 ACCEL_MPS2 = 1.5
 BRAKE_MPS2 = 3.0

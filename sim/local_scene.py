@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from roads.network import Segment
 from sim.camera import Camera
 from sim.scene_spec import RoadView, SceneObject
 from sim.traffic import Incident, SegmentState
-from streams.context.road_network import Segment
 
 VIEW_M = 80.0  # how far ahead road users are kept
 # An incident is in view (the frame is anomalous) from this far ahead, so that it spans enough pixels

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from roads.network import RoadNetwork
 from sim.local_scene import INCIDENT_TRACKS
 from sim.scene_spec import SceneSpec
 from sim.truth import FrameTruth
 from sim.world import FrameEmission, World, WorldConfig
-from streams.context.road_network import RoadNetwork
 
 
 @dataclass(frozen=True)

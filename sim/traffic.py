@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from roads.network import RoadNetwork, Segment
 from sim.conditions import WEATHER_SPEED_FACTOR, WeatherProcess, demand, surface_for
-from streams.context.road_network import RoadNetwork, Segment
 
 # Incident kinds: how much they slow the segment, whether they block a lane, how long they last.
 INCIDENT_SPEED_FACTOR = {

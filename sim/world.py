@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from roads.network import RoadNetwork
 from sim.camera import Camera
 from sim.conditions import WeatherProcess, lighting_at
 from sim.fleet import GpsConfig, Vehicle
@@ -35,7 +36,6 @@ from sim.truth import (
     RoadTruth,
 )
 from sim.vocab import ANOMALY_TYPES, model_aspects
-from streams.context.road_network import RoadNetwork
 
 WRONG_WAY_SPEED_MPS = 3.0  # a car creeping the wrong way, e.g. out of a one-way street
 

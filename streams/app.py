@@ -13,11 +13,11 @@ from alerts.incidents import IncidentTracker
 from alerts.rules import load_rules
 from core.errors import ConfigError
 from core.settings import Settings
+from roads.network import load_network
 from streams import changelog_recovery, fetch_wait, metrics
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
-from streams.context.road_network import load_network
 from streams.context.vehicle_track import VehicleTracks
 from streams.fusion import agent as fusion
 from streams.inference import agent as inference

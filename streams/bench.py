@@ -47,11 +47,11 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
     from infra.process import free_ports
     from infra.stack import Stack
     from infra.worker import WorkerProcess
+    from roads.network import load_network
     from sim.cli import DEFAULT_START
     from sim.publish import gps_message, in_delivery_order
     from sim.world import GpsEmission, World, WorldConfig
     from streams import topics
-    from streams.context.road_network import load_network
     from streams.context.vehicle_track import VehicleTracks
     from streams.producer import FleetProducer
 

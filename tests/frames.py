@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import cache
 
+from roads.network import load_network
 from sim.render import render_jpeg
 from sim.scene_spec import SceneSpec
 from sim.world import FrameEmission, World, WorldConfig
-from streams.context.road_network import load_network
 from streams.schema import CameraCalibration
 
 

@@ -13,7 +13,7 @@ from functools import cache
 import sqlalchemy as sa
 
 from core.settings import Settings
-from streams.context.road_network import RoadNetwork, Segment, load_network
+from roads.network import RoadNetwork, Segment, load_network
 from streams.producer import FleetProducer
 from streams.schema import Frame, GpsFix
 from streams.sinks.tables import frame_observations, segment_road_conditions, segment_stats

@@ -13,9 +13,9 @@ from models.preprocess import to_tensor_batch
 from models.sa_clip import SAClip
 from models.st_clip import STClip
 from models.vocab import ASPECTS, ST_CONTEXT_DIM
+from roads.network import load_network
 from sim.render import render_jpeg
 from sim.samples import find_samples
-from streams.context.road_network import load_network
 from streams.inference.triton_client import TritonModels
 
 

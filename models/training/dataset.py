@@ -79,8 +79,8 @@ def ensure_export(config: ExportConfig, root: Path | None = None) -> Path:
         if m["truth_version"] == TRUTH_VERSION and m["config"] == wanted:
             return root
         log.warning("%s holds another dataset; exporting again", root)
+    from roads.network import load_network
     from sim.render import render_jpeg
-    from streams.context.road_network import load_network
 
     with tqdm(total=config.frames, desc=f"simulating dataset seed {config.seed}", unit="frame") as bar:
         export(load_network(), root, config, render_jpeg, progress=bar.update)
@@ -114,8 +114,8 @@ def load_frames(root: Path, image_size: int) -> FrameSet:
 
 def replayed_contexts(root: Path, truth: list[FrameTruth]) -> list[list[float]]:
     """The worker's ST context for every frame: each episode's GPS replayed through ``streams.context.replay``."""
+    from roads.network import load_network
     from streams.context.replay import replay_contexts
-    from streams.context.road_network import load_network
 
     manifest = json.loads((root / "manifest.json").read_text())
     episode_s = float(manifest["config"]["episode_s"])

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import numpy as np
 
-from streams.context.road_network import RoadNetwork, Segment
+from roads.network import RoadNetwork, Segment
 
 MAX_SPEED_MPS = 50.0  # no vehicle covers more route distance than this per second (plus slack)
 ROUTE_SLACK_M = 60.0

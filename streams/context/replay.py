@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from roads.network import RoadNetwork
 from streams.context.gps_track import Row, add_fix, nearest_fix
-from streams.context.road_network import RoadNetwork
 from streams.context.segment_windows import WindowValue, merged, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import TrackPoint, VehicleTracks

@@ -27,9 +27,9 @@ from aiokafka.partitioner import murmur2
 from faust.types import EventT
 
 from core.errors import InvalidMessage
+from roads.network import RoadNetwork
 from streams import metrics, topics
 from streams.context.kinematics import smoothed_speeds
-from streams.context.road_network import RoadNetwork
 from streams.deadletter import decode_or_dead_letter, one_by_one
 from streams.runtime import Runtime
 from streams.schema import ObservedFix, SegmentObservations, SegmentWindow

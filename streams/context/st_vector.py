@@ -12,7 +12,7 @@ import math
 from datetime import datetime
 
 from models.vocab import ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
-from streams.context.road_network import ROAD_CLASSES, Segment
+from roads.network import ROAD_CLASSES, Segment
 from streams.schema import AttachedFix, SegmentWindow
 
 _INDEX = {name: i for i, name in enumerate(ST_CONTEXT_FIELDS)}

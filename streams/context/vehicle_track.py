@@ -16,9 +16,9 @@ from datetime import datetime
 
 import numpy as np
 
+from roads.network import RoadNetwork, Segment
 from streams.context.kinematics import VehicleKinematics
 from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
-from streams.context.road_network import RoadNetwork, Segment
 from streams.schema import GpsFix, ObservedFix
 
 

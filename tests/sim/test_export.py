@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from roads.network import RoadNetwork, load_network
 from sim.export import ExportConfig, export
 from sim.render import render_jpeg
 from sim.truth import FrameTruth
 from sim.world import WorldConfig
-from streams.context.road_network import RoadNetwork, load_network
 
 HOLDOUT = ("pedestrian_in_lane", "wrong_way")
 

@@ -10,13 +10,13 @@ from datetime import datetime, timezone
 import networkx as nx
 import pytest
 
+from roads.network import RoadNetwork, load_network
 from sim.camera import Camera
 from sim.fleet import BRAKE_MPS2, GpsConfig
 from sim.local_scene import TRAFFIC_LIGHT_TRACKS
 from sim.publish import in_delivery_order
 from sim.truth import FrameTruth, GpsTruth
 from sim.world import FrameEmission, GpsEmission, World, WorldConfig
-from streams.context.road_network import RoadNetwork, load_network
 
 NOISE_M = 5.0
 START = datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc)  # Monday 08:00 in Helsinki

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidMessage
+from roads.network import load_network
 from streams.context.gps_track import RecentFixes, nearest_fix
-from streams.context.road_network import load_network
 from streams.context.segment_windows import merged, window_stats
 from streams.context.st_vector import cell_id, context_vector
 from streams.context.vehicle_track import VehicleTracks

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from evaluation.map_matching import evaluate
+from roads.network import RoadNetwork, load_network
 from streams.context.kinematics import VehicleKinematics
 from streams.context.map_matching import Fix, RouteDistances, SegmentIndex, VehicleMatcher
-from streams.context.road_network import RoadNetwork, load_network
 
 T0 = datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc)
 

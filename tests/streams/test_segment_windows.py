@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from models.vocab import ST_CONTEXT_FIELDS
+from roads.network import load_network
 from sim.fleet import GpsConfig
 from sim.publish import gps_message
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.kinematics import smoothed_speeds
-from streams.context.road_network import load_network
 from streams.context.segment_windows import merged, partition_of, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import VehicleTracks

@@ -17,11 +17,13 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from pyproj import Transformer
 
-from models.vocab import ASPECTS
+from roads.projection import Projection
 
-ROAD_WIDTHS = ASPECTS["road_width"]
+# The scene_type and road_width labels a segment gives (Segment.scene_type, Segment.road_width) are those of
+# models.vocab.ASPECTS; the road network names them itself so as not to import the models
+# (tests/roads/test_network.py holds the two in agreement).
+ROAD_WIDTHS: tuple[str, ...] = ("narrow", "medium", "wide")
 
 # Defaults where OSM has no tag, by road class.
 _SPEED_LIMIT_KMH = {"motorway": 100, "trunk": 80, "primary": 50, "secondary": 40, "tertiary": 40}
@@ -108,25 +110,6 @@ class Segment:
         t = np.clip(((np.array([x, y]) - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-12), 0, 1)
         closest = a + ab * t[:, None]
         return float(np.hypot(closest[:, 0] - x, closest[:, 1] - y).min())
-
-
-class Projection:
-    """Lat/lon to local metres (azimuthal equidistant around the network's centre) and back."""
-
-    def __init__(self, lat0: float, lon0: float):
-        self.lat0, self.lon0 = lat0, lon0
-        local = f"+proj=aeqd +lat_0={lat0} +lon_0={lon0} +datum=WGS84 +units=m"
-        self._fwd = Transformer.from_crs("EPSG:4326", local, always_xy=True)
-        self._inv = Transformer.from_crs(local, "EPSG:4326", always_xy=True)
-
-    def to_xy(self, lat: Any, lon: Any) -> tuple[Any, Any]:
-        """Metres east (x) and north (y) of the centre."""
-        return self._fwd.transform(lon, lat)
-
-    def to_latlon(self, x: Any, y: Any) -> tuple[Any, Any]:
-        """Degrees latitude and longitude of a local point."""
-        lon, lat = self._inv.transform(x, y)
-        return lat, lon
 
 
 @dataclass(frozen=True)
