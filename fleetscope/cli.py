@@ -13,28 +13,20 @@ from typing import TYPE_CHECKING
 
 import click
 
+from core.cli_support import settings_or_exit
 from core.errors import ConfigError, FleetscopeError
-from core.settings import Settings, load_settings
+from core.settings import Settings
 from evaluation.cli import evaluate
+from fleetscope.ask import ask
+from fleetscope.gps_bench import bench_gps
 from fleetscope.soak import bench_soak
-from kinematics.cli import ask
 from models.training.cli import train
 from sim import seeds
 from sim.bench import bench_render
 from sim.cli import simulate
-from streams.bench import bench_gps
 
 if TYPE_CHECKING:
     from streams.deadletter_replay import StoredLetter
-
-
-def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with the message naming the variable to fix."""
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        click.echo(f"fleetscope: {exc}", err=True)
-        sys.exit(2)
 
 
 def _logging(settings: Settings, quiet: bool = False) -> None:
@@ -122,10 +114,12 @@ def demo(vehicles: int, duration: int, seed: int, speed: float, timeout: float, 
 @main.command()
 def worker() -> None:
     """Run the Faust worker against the configured broker, Triton and PostgreSQL (Ctrl-C stops it)."""
+    from infra.broker import require_topics
     from streams.worker import run_worker
 
     settings = settings_or_exit()
     try:
+        require_topics(settings)
         run_worker(settings)
     except ConfigError as exc:
         click.echo(f"fleetscope worker: {exc}", err=True)

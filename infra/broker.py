@@ -8,7 +8,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from core.errors import ServiceError
+from core.errors import ConfigError, ServiceError
 from core.retrying import retry_until
 from core.settings import Settings
 from infra.process import ManagedProcess, port_open, require_free_port
@@ -76,6 +76,16 @@ def missing_topics(settings: Settings, timeout_s: float | None = None) -> list[s
         return _missing(admin, settings)
     finally:
         admin.close()
+
+
+def require_topics(settings: Settings, timeout_s: float | None = None) -> None:
+    """Raise ConfigError naming the fleetscope topics the broker lacks (the worker's check before it starts)."""
+    missing = missing_topics(settings, timeout_s)
+    if missing:
+        raise ConfigError(
+            f"{settings.kafka.servers} lacks the topics {', '.join(missing)}: run `fleetscope topics` "
+            "against it (once per release; a release may add topics)"
+        )
 
 
 def _missing(admin: KafkaAdminClient, settings: Settings) -> list[str]:

@@ -127,7 +127,7 @@ def simulate(
 
 def _to_kafka(net: RoadNetwork, config: WorldConfig, duration: float, seed: int, speed: float, start: datetime,
               truth: Path | None) -> None:  # fmt: skip
-    from fleetscope.cli import settings_or_exit
+    from core.cli_support import settings_or_exit
     from sim.publish import publish, write_truth
     from sim.render import render_jpeg
     from sim.world import World

@@ -6,9 +6,7 @@ import logging
 
 import faust
 
-from core.errors import ConfigError
 from core.settings import Settings
-from infra.broker import missing_topics
 from streams import metrics
 from streams.app import create_app
 
@@ -16,13 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
-    """Check the topics, serve metrics, then run the worker; Faust handles SIGINT/SIGTERM with a graceful stop."""
-    missing = missing_topics(settings)
-    if missing:
-        raise ConfigError(
-            f"{settings.kafka.servers} lacks the topics {', '.join(missing)}: run `fleetscope topics` "
-            "against it (once per release; a release may add topics)"
-        )
+    """Serve metrics, then run the worker; Faust handles SIGINT/SIGTERM with a graceful stop.
+
+    The caller checks the broker's topics first (``infra.broker.require_topics``, as ``fleetscope worker`` does):
+    the worker package stays below the stack that runs it.
+    """
     rt = create_app(settings)
     metrics.serve(settings.worker.metrics_host, settings.worker.metrics_port)
     log.info(
