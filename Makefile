@@ -25,6 +25,7 @@ lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	for model in triton_repo/*/1/model.py; do $(VENV)/bin/mypy $$model || exit 1; done
 
 clean:
