@@ -147,8 +147,13 @@ def stack_up(no_worker: bool) -> None:
         with terminate_as_interrupt():
             reap_leftovers(settings)
             st.start()
+            database = (
+                f"postgresql://fleetscope_dashboard@127.0.0.1:{settings.postgres.embedded_port}/fleetscope (read-only)"
+                if settings.postgres.embedded
+                else "PostgreSQL at FLEETSCOPE_POSTGRES__DSN"
+            )
             click.echo(
-                f"stack up: Kafka {settings.kafka.servers}, Triton gRPC {settings.triton.grpc_url}, "
+                f"stack up: Kafka {settings.kafka.servers}, Triton gRPC {settings.triton.grpc_url}, {database}, "
                 f"metrics http://127.0.0.1:{settings.worker.metrics_port}/metrics, "
                 f"logs in {settings.stack.run_dir / 'logs'}"
             )
