@@ -75,8 +75,19 @@ def test_a_mistake_in_the_rules_file_fails_with_a_message_saying_what(tmp_path, 
     assert message in str(err.value)
 
 
-def test_grouped_look_alike_relations_add_up_and_the_type_goes_by_its_share():
-    rules = load_rules(DEFAULT_RULES)
+GROUPED_RULES = """
+rules:
+  - type: collision
+    any: [{anomaly: {type: collision, grouped_with: [stopped_vehicle], min_score: 0.5, min_share: 0.35}}]
+    severity: {critical: 0.9, major: 0.75}
+  - type: stopped_vehicle
+    any: [{anomaly: {type: stopped_vehicle, grouped_with: [collision], min_score: 0.5, min_share: 0.65}}]
+    severity: {critical: 0.9, major: 0.75}
+"""
+
+
+def test_grouped_look_alike_relations_add_up_and_the_type_goes_by_its_share(tmp_path):
+    rules = load_rules(rules_file(tmp_path, GROUPED_RULES))
     collision, stopped = (next(r for r in rules.rules if r.type == t) for t in ("collision", "stopped_vehicle"))
 
     def frame(collides: float, standing: float) -> Scene:
