@@ -4,12 +4,15 @@ Tansu (the embedded broker) answers ListOffsets(latest) with the start of the la
 not the log end. Faust recovers a table by reading its changelog up to that offset, so the rest of the
 last batch was never applied: after a restart or rebalance a segment window lost its newest fixes
 (measured: 1-4 of 20,000 updates per recovery). This reads each changelog partition on from the
-reported end, with a throwaway consumer, and returns the true end. On Apache Kafka the reported end
-is already right, and the read returns at once with nothing (or one record) per partition.
+reported end, with a throwaway consumer, and returns the true end. It is installed only for the
+embedded broker: Apache Kafka reports the true end, and the throwaway consumer knows no security
+settings. ``install`` checks that Faust still has the method it replaces, with the signature it was
+written against (tests/streams/test_library_quirks.py pins the versions it was measured on).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping
@@ -55,5 +58,14 @@ async def _exact_highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]
 
 
 def install() -> None:
-    """Make Faust's recovery use the exact ends (idempotent; call before the worker starts)."""
+    """Make Faust's recovery use the exact ends (idempotent; call before the worker starts).
+
+    Raises RuntimeError when Faust no longer has the coroutine ``_highwaters(self, partitions)``."""
+    if not inspect.iscoroutinefunction(_reported_highwaters) or list(
+        inspect.signature(_reported_highwaters).parameters
+    ) != ["self", "partitions"]:
+        raise RuntimeError(
+            "faust's AIOKafkaConsumerThread._highwaters changed: streams/changelog_recovery.py must be checked"
+            " against this faust-streaming version before the embedded broker is used"
+        )
     faust_aiokafka.AIOKafkaConsumerThread._highwaters = _exact_highwaters  # type: ignore[method-assign]
