@@ -50,6 +50,11 @@ class KafkaSettings(Section):
     max_poll_records: int = Field(
         2000, ge=1, description="records a worker's consumer takes per poll (Faust's default: all that were fetched)"
     )
+    exact_changelog_ends: bool | None = Field(
+        None,
+        description="read each table changelog to its true end before recovering it, for brokers whose end offsets"
+        " fall short (Tansu, the embedded broker); unset: on for the embedded broker only",
+    )
     fetch_max_wait_ms: int = Field(
         100,
         ge=0,

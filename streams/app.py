@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> Runtime:
     """Build the app with every agent registered; nothing connects until the worker starts."""
     k = settings.kafka
-    if k.embedded:  # Tansu reports a changelog's end short of the truth; Apache Kafka does not
-        changelog_recovery.install()
+    if k.embedded if k.exact_changelog_ends is None else k.exact_changelog_ends:
+        changelog_recovery.install()  # Tansu reports a changelog's end short of the truth; Apache Kafka does not
     fetch_wait.install(k.fetch_max_wait_ms)
     app = faust.App(
         settings.worker.app_id,

@@ -42,6 +42,7 @@ def consumer_group(base: Settings, name: str) -> dict:
             "bootstrap_servers": base.kafka.servers,
             "partitions": base.kafka.partitions,
             "topic_prefix": f"{name}.",
+            "exact_changelog_ends": True,  # the test stack's broker is Tansu, given by its address
         },
         "postgres": {"dsn": f"postgresql://postgres@127.0.0.1:{base.postgres.embedded_port}/{db}"},
         "triton": {"url": base.triton.grpc_url},

@@ -20,10 +20,13 @@ def test_the_libraries_are_the_versions_the_fixes_were_measured_on() -> None:
     assert installed == MEASURED_ON, "a dependency changed under a quirk fix: re-check both fixes, then update"
 
 
-def test_the_changelog_end_fix_is_installed_for_the_embedded_broker_only(monkeypatch) -> None:
+def test_the_changelog_end_fix_is_installed_for_the_embedded_broker_unless_told_otherwise(monkeypatch) -> None:
     thread = faust_aiokafka.AIOKafkaConsumerThread
     monkeypatch.setattr(thread, "_highwaters", changelog_recovery._reported_highwaters)
     create_app(load_settings(kafka={"bootstrap_servers": "kafka.example:9092"}))
     assert thread._highwaters is changelog_recovery._reported_highwaters
     create_app(load_settings())
+    assert thread._highwaters is changelog_recovery._exact_highwaters
+    monkeypatch.setattr(thread, "_highwaters", changelog_recovery._reported_highwaters)
+    create_app(load_settings(kafka={"bootstrap_servers": "tansu.example:9092", "exact_changelog_ends": True}))
     assert thread._highwaters is changelog_recovery._exact_highwaters
