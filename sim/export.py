@@ -85,6 +85,11 @@ def _incident_weights(config: ExportConfig, episode: int, vehicle_id: str) -> di
     return {k: (w * boost if test else 0.0) if k in config.holdout else w for k, w in INCIDENT_WEIGHT.items()}
 
 
+def config_record(config: ExportConfig) -> dict[str, Any]:
+    """``config`` as the manifest records it (JSON types: tuples become lists)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
 def episode_start(seed: int, episode: int) -> datetime:
     """A date and hour in 2026 for an episode; a third of episodes fall in a rush hour."""
     rng = np.random.default_rng([seed, episode, 1_000_003])
@@ -149,7 +154,7 @@ def export(
         "truth_version": TRUTH_VERSION,
         "seed": config.seed,
         "network": {"file": Path(network.source).name, "sha256": _sha256(Path(network.source))},
-        "config": {**asdict(config), "world": asdict(config.world)},
+        "config": config_record(config),
         "episodes": episodes,
         "counts": {
             "frames": len(frames),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from core.settings import REPO_ROOT
 from models.clip_backbone import ImageCfg
 from models.preprocess import normalise, to_uint8_batch
 from sim import seeds
-from sim.export import ExportConfig, export
+from sim.export import ExportConfig, config_record, export
 from sim.publish import gps_message
 from sim.truth import TRUTH_VERSION, FrameTruth, GpsTruth
 from streams.schema import GpsFix
@@ -73,10 +73,9 @@ def ensure_export(config: ExportConfig, root: Path | None = None) -> Path:
     """The dataset directory for ``config``, exported by the simulator unless it is already there."""
     root = root or DATASET_DIR / f"sim-seed{config.seed}-{config.frames}"
     manifest = root / "manifest.json"
-    wanted = json.loads(json.dumps({**asdict(config), "world": asdict(config.world)}))
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        if m["truth_version"] == TRUTH_VERSION and m["config"] == wanted:
+        if m["truth_version"] == TRUTH_VERSION and m["config"] == config_record(config):
             return root
         log.warning("%s holds another dataset; exporting again", root)
     from roads.network import load_network
