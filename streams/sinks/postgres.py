@@ -28,6 +28,8 @@ from streams.sinks.alert_store import store_alert
 from streams.sinks.tables import frame_observations, segment_stats
 from streams.windows import window_bounds
 
+# Means are summed in frame_id order: a float sum depends on its order, and a recomputed window must
+# give the same value to the last digit however PostgreSQL happens to scan its rows (replays are tested).
 _RECOMPUTE_ROAD_CONDITIONS = sa.text(
     """
     WITH touched AS (
@@ -36,11 +38,12 @@ _RECOMPUTE_ROAD_CONDITIONS = sa.text(
     INSERT INTO road_conditions AS rc (
         cell_id, window_start, window_seconds, frames, vehicles, mean_speed_kmh, anomaly_frames,
         dominant_surface, dominant_weather, mean_congestion, updated_at)
-    SELECT t.cell_id, t.window_start, :window_s, count(*), count(DISTINCT o.vehicle_id), avg(o.speed_mps) * 3.6,
+    SELECT t.cell_id, t.window_start, :window_s, count(*), count(DISTINCT o.vehicle_id),
+           avg(o.speed_mps ORDER BY o.frame_id) * 3.6,
            count(*) FILTER (WHERE o.anomaly_score >= :threshold),
            mode() WITHIN GROUP (ORDER BY o.aspects ->> 'surface'),
            mode() WITHIN GROUP (ORDER BY o.aspects ->> 'weather_lighting'),
-           avg(o.congestion_level), now()
+           avg(o.congestion_level ORDER BY o.frame_id), now()
     FROM touched t
     JOIN frame_observations o
       ON o.cell_id = t.cell_id
@@ -79,7 +82,7 @@ _RECOMPUTE_SEGMENT_ROAD_CONDITIONS = sa.text(
     f"""
     WITH touched AS ({_TOUCHED_SEGMENT_WINDOWS}),
     obs AS (
-        SELECT t.segment_id, t.window_start, t.window_seconds, o.vehicle_id, o.anomaly_score, o.aspects,
+        SELECT t.segment_id, t.window_start, t.window_seconds, o.frame_id, o.vehicle_id, o.anomaly_score, o.aspects,
                o.congestion_level
         FROM touched t
         JOIN frame_observations o
@@ -110,7 +113,7 @@ _RECOMPUTE_SEGMENT_ROAD_CONDITIONS = sa.text(
                mode() WITHIN GROUP (ORDER BY aspects ->> 'surface') AS dominant_surface,
                mode() WITHIN GROUP (ORDER BY aspects ->> 'weather_lighting') AS dominant_weather,
                mode() WITHIN GROUP (ORDER BY aspects ->> 'congestion') AS dominant_congestion,
-               avg(congestion_level) AS congestion_level
+               avg(congestion_level ORDER BY frame_id) AS congestion_level
         FROM obs
         GROUP BY segment_id, window_start, window_seconds
     ),
