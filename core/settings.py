@@ -210,7 +210,10 @@ class WorkerSettings(Section):
     match_batch_size: int = Field(2000, ge=1, description="GPS fixes map-matched per batch")
     match_linger_s: float = Field(0.2, ge=0, description="longest wait to fill a map-matching batch")
     match_idle_flush_s: float = Field(
-        10.0, gt=0, description="a vehicle silent this long has its pending fixes committed to the segment windows"
+        10.0,
+        gt=0,
+        description="a vehicle silent this long (its partition's fixes this far past its newest, or the partition"
+        " quiet this long) has its pending fixes committed to the segment windows",
     )
     stall_timeout_s: float = Field(
         120.0,

@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> Runtime:
         ) from exc
     log.info("road network %s: %d segments", network.source, len(network.segments))
     rt = Runtime(settings=settings, app=app, gps=RecentFixes(w.gps_history), stalls=StallWatch(w.stall_timeout_s))
-    tracks = VehicleTracks(network, sigma_m=w.gps_noise_m, keep=w.gps_history)
+    tracks = VehicleTracks(network, sigma_m=w.gps_noise_m, keep=w.gps_history, idle_s=w.match_idle_flush_s)
     sink = PostgresSink(settings)
     map_matching.register(rt, tracks)
     windows = segment_windows.register(rt, network, sink)

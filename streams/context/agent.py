@@ -45,7 +45,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
         fixes = [fix for _, fix in batch]
         for fix in fixes:
             rt.gps.add(fix)
-        await send(tracks.push_all(fixes))
+        await send(tracks.push_all(fixes, [event.message.partition for event, _ in batch]))
 
     @rt.agent(topics.GPS, name="match-gps")
     async def match_gps(stream):  # type: ignore[no-untyped-def]
@@ -54,11 +54,26 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
             admitted = [(e, await admit_or_dead_letter(rt, e, GpsFix, admission)) for e in events]
             await one_by_one(rt, "map-matching", [(e, f) for e, f in admitted if f is not None], match)
 
-    # The matcher holds a vehicle's newest fixes until later ones settle them; a vehicle that stops
-    # sending (parked, or the end of a stream) would keep them forever.
+    async def waiting() -> set[int]:
+        """The fleet.gps partitions with records this worker has not read yet."""
+        consumer, topic = rt.app.consumer, rt.settings.topic(topics.GPS)
+        out = set()
+        for tp in consumer.assignment():
+            if tp.topic != topic:
+                continue
+            last = rt.read_offsets.get((topic, tp.partition))
+            position = last + 1 if last is not None else await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+            if position is not None and highwater is not None and highwater > position:
+                out.add(tp.partition)
+        return out
+
+    # The matcher holds a vehicle's newest fixes until later ones settle them. A vehicle that stops
+    # sending while its partition goes on is committed as the partition passes it (VehicleTracks);
+    # this commits the vehicles of a partition that went quiet (the end of a drive or of the data).
     @rt.app.timer(w.match_idle_flush_s / 2)
     async def commit_idle_vehicles() -> None:
         try:
-            await send(tracks.flush_idle(w.match_idle_flush_s))
+            await send(tracks.flush_idle(w.match_idle_flush_s, busy=await waiting()))
         except Exception:  # an exception would stop Faust's timer, and with it every later idle commit
             log.exception("committing idle vehicles' fixes failed; trying again at the next tick")

@@ -4,14 +4,23 @@ A per-worker cache, like the GPS fixes it is built from: fleet.gps is keyed by v
 that owns a vehicle sees all of its fixes, and after a restart or rebalance the matcher warms up again
 within a few fixes. The frame join asks where a vehicle was at a fix's time: the committed match if
 there is one, else the tentative position on the current best path (the matcher commits with a lag).
+
+A vehicle that falls silent has its pending fixes committed. Silence is measured on the stream the
+fixes come from (a partition), so that what is committed does not depend on how fast a worker
+reads: in event time, once that stream has moved ``idle_s`` past the vehicle's newest fix; in wall
+time, once the stream itself has been quiet that long with nothing waiting (``flush_idle``: the end
+of a drive or of the data). A wall-clock silence per vehicle made a busy worker cut chains that an
+idle one did not, so two workers could count a fix on different segments.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -56,19 +65,33 @@ class _Track:
     matcher: VehicleMatcher
     kinematics: VehicleKinematics
     committed: OrderedDict[datetime, Match]
-    last_push: float = 0.0  # monotonic time of the newest fix pushed
+    source: Hashable = None  # the stream its fixes come from
+    newest_ts: float = -math.inf  # epoch seconds of its newest fix
+
+
+@dataclass
+class _Source:
+    """One stream of fixes (a partition): how far it has got, and when it last delivered."""
+
+    newest_ts: float = -math.inf  # epoch seconds of the newest fix of any vehicle
+    arrived: float = 0.0  # monotonic time of its latest fix
+    waiting: list[tuple[float, str]] = field(default_factory=list)  # heap of (a vehicle's newest fix, vehicle)
 
 
 class VehicleTracks:
     """The tracks of every vehicle this worker has seen (a bounded number of recent positions each)."""
 
-    def __init__(self, network: RoadNetwork, sigma_m: float = 5.0, keep: int = 120) -> None:
+    def __init__(
+        self, network: RoadNetwork, sigma_m: float = 5.0, keep: int = 120, idle_s: float | None = None
+    ) -> None:
         self.network = network
         self.index = SegmentIndex(network)
         self.routes = RouteDistances(network)
         self.sigma_m = sigma_m
         self.keep = keep
+        self.idle_s = idle_s  # None: only flush_idle commits a silent vehicle (offline replays)
         self._tracks: dict[str, _Track] = {}
+        self._sources: dict[Hashable, _Source] = {}
 
     def _track(self, vehicle_id: str) -> _Track:
         track = self._tracks.get(vehicle_id)
@@ -77,25 +100,57 @@ class VehicleTracks:
             track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
         return track
 
-    def push_all(self, fixes: Sequence[GpsFix]) -> list[TrackPoint]:
-        """Add fixes in the order given (one projection call for all of them); return the positions committed."""
+    def push_all(self, fixes: Sequence[GpsFix], sources: Sequence[Hashable] | None = None) -> list[TrackPoint]:
+        """Add fixes in the order given (one projection call for all of them); return the positions committed.
+
+        ``sources[i]`` names the stream fix ``i`` came from (its partition); fixes of one stream must
+        be given in the order the stream holds them. Without ``sources`` all come from one stream."""
         if not fixes:
             return []
         xs, ys = self.network.projection.to_xy(np.array([f.lat for f in fixes]), np.array([f.lon for f in fixes]))
         now = time.monotonic()
         points = []
-        for f, x, y in zip(fixes, xs.tolist(), ys.tolist(), strict=True):
+        for i, (f, x, y) in enumerate(zip(fixes, xs.tolist(), ys.tolist(), strict=True)):
+            key = sources[i] if sources is not None else None
+            source = self._sources.get(key)
+            if source is None:
+                source = self._sources[key] = _Source()
+            source.arrived = now
+            ts = f.ts.timestamp()
+            if ts > source.newest_ts:
+                source.newest_ts = ts
+                points += self._commit_silent(source)
             track = self._track(f.vehicle_id)
-            track.last_push = now
+            track.source = key
+            if ts > track.newest_ts:
+                track.newest_ts = ts
+                if self.idle_s is not None:
+                    heapq.heappush(source.waiting, (ts, f.vehicle_id))
             points += self._commit(f.vehicle_id, track, track.matcher.push(Fix(f.ts, x, y, f.speed_mps, f.heading_deg)))
         return points
 
-    def flush_idle(self, idle_s: float) -> list[TrackPoint]:
-        """Commit the pending fixes of vehicles that sent nothing for ``idle_s`` (parked, or the stream ended)."""
+    def _commit_silent(self, source: _Source) -> list[TrackPoint]:
+        """Commit the vehicles whose newest fix is ``idle_s`` behind the newest of their stream."""
+        points: list[TrackPoint] = []
+        if self.idle_s is None:
+            return points
+        horizon = source.newest_ts - self.idle_s
+        while source.waiting and source.waiting[0][0] <= horizon:
+            ts, vehicle_id = heapq.heappop(source.waiting)
+            track = self._tracks[vehicle_id]
+            if track.newest_ts == ts:  # else it sent a newer fix since, which has an entry of its own
+                points += self._commit(vehicle_id, track, track.matcher.flush())
+        return points
+
+    def flush_idle(self, idle_s: float, busy: Container[Hashable] = ()) -> list[TrackPoint]:
+        """Commit the pending fixes of vehicles whose stream delivered nothing for ``idle_s`` (0: every
+        vehicle), unless the stream is ``busy``: it has records waiting, and a worker too slow to read
+        them must not decide for the data that its vehicles fell silent."""
         now = time.monotonic()
+        quiet = {k for k, source in self._sources.items() if now - source.arrived >= idle_s and k not in busy}
         points = []
         for vehicle_id, track in self._tracks.items():
-            if now - track.last_push >= idle_s:
+            if track.source in quiet:
                 points += self._commit(vehicle_id, track, track.matcher.flush())
         return points
 

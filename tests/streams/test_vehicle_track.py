@@ -1,0 +1,70 @@
+"""When a silent vehicle's pending fixes are committed: by the data, never by how fast a worker reads it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import cache
+
+import pytest
+
+from roads.network import load_network
+from sim.fleet import GpsConfig
+from sim.publish import gps_message, in_delivery_order
+from sim.world import GpsEmission, World, WorldConfig
+from streams.context import vehicle_track
+from streams.context.vehicle_track import TrackPoint, VehicleTracks
+from streams.schema import GpsFix
+
+T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
+IDLE_S = 2.0
+
+
+@cache
+def fleet() -> tuple[GpsFix, ...]:
+    """Two minutes of an 8-vehicle fleet's GPS, in delivery order (some fixes late)."""
+    world = World(load_network(), WorldConfig(vehicles=8, frames=False, gps=GpsConfig(late_fraction=0.03)), 5, T0)
+    return tuple(gps_message(e.truth) for e in in_delivery_order(world.run(120)) if isinstance(e, GpsEmission))
+
+
+def partition(fix: GpsFix) -> int:
+    return int(fix.vehicle_id[-1]) % 2
+
+
+def matched(points: list[TrackPoint]) -> list[tuple[str, datetime, str]]:
+    return sorted((p.vehicle_id, p.ts, p.segment.segment_id) for p in points)
+
+
+def test_a_vehicle_that_stops_sending_is_committed_as_its_partition_moves_on():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    parked = fixes[0].vehicle_id
+    last = max(f.ts for f in fixes if f.vehicle_id == parked and (f.ts - T0).total_seconds() < 30)
+    fixes = [f for f in fixes if f.vehicle_id != parked or f.ts <= last]
+    tracks = VehicleTracks(load_network(), idle_s=IDLE_S)
+
+    points = tracks.push_all(fixes, [0] * len(fixes))
+    # No idle timer ran: the others' fixes, IDLE_S past its newest, committed the parked vehicle's.
+    assert max(p.ts for p in points if p.vehicle_id == parked) == last
+
+
+def test_a_worker_too_slow_for_its_stream_commits_what_a_fast_one_does(monkeypatch: pytest.MonkeyPatch):
+    fixes = list(fleet())
+    network = load_network()
+    fast = VehicleTracks(network, idle_s=IDLE_S)
+    reference = fast.push_all(fixes, [partition(f) for f in fixes]) + fast.flush_idle(0)
+
+    # The slow worker reads in batches and stalls a minute before each, with records waiting on both
+    # partitions; its idle timer runs after every stall.
+    clock = [0.0]
+    monkeypatch.setattr(vehicle_track.time, "monotonic", lambda: clock[0])
+    slow = VehicleTracks(network, idle_s=IDLE_S)
+    points = []
+    for start in range(0, len(fixes), 150):
+        clock[0] += 60
+        points += slow.flush_idle(IDLE_S, busy={0, 1})
+        batch = fixes[start : start + 150]
+        points += slow.push_all(batch, [partition(f) for f in batch])
+    clock[0] += 60
+    points += slow.flush_idle(IDLE_S)  # the data has ended: both partitions quiet, nothing waiting
+
+    assert matched(points) == matched(reference)
+    assert len(reference) >= 0.95 * len(fixes)
