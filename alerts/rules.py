@@ -2,7 +2,7 @@
 
 A rule has a type, conditions on one frame (any of them may hold), persistence (k of a vehicle's
 last n frames) and severity thresholds. This module loads and checks the file and scores one frame
-against a rule; ``alerts.incidents`` applies persistence and turns matches into alerts.
+against a rule; ``fusion.incidents`` applies persistence and turns matches into alerts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.errors import ConfigError
 from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES, PREDICATES
-from streams.schema import AnomalyResult, KinematicEvent, Scene
+from records.messages import AnomalyResult, KinematicEvent, Scene
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 KINEMATIC_EVENTS: tuple[str, ...] = get_args(KinematicEvent.model_fields["type"].annotation)
@@ -76,7 +76,7 @@ class TripletCondition(_Strict):
 
 
 class KinematicCondition(_Strict):
-    """Kinematics: an ``event`` of this type (``kinematics.events``) scores at least ``min_score``."""
+    """Kinematics: an ``event`` of this type (``fusion.events``) scores at least ``min_score``."""
 
     event: str
     min_score: float = Field(ge=0, le=1)

@@ -19,14 +19,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from alerts.incidents import IncidentTracker
 from alerts.rules import Rule, RuleSet
 from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
+from fusion.incidents import IncidentTracker
 from models.sa_clip import SAClip
 from models.training.dataset import FrameSet
+from records.messages import AnomalyResult, Scene
 from sim.truth import AnomalyEvent
 from streams.inference.outputs import anomaly_result
-from streams.schema import AnomalyResult, Scene
 
 Log = Callable[[str], None]
 

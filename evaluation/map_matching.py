@@ -15,14 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from kinematics.braking import acceleration, is_hard_braking
+from records.messages import ObservedFix
 from roads.network import RoadNetwork
 from sim.fleet import GpsConfig
 from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
-from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
 from streams.context.segment_windows import merged, window_stats
 from streams.context.vehicle_track import VehicleTracks
-from streams.schema import ObservedFix
 
 CRAWL_MPS = 2.0  # about 7 km/h: a queue's crawl
 
@@ -158,7 +158,6 @@ def _true_hard_braking(emissions: list[GpsEmission]) -> set[tuple[str, datetime]
     for vehicle_id, series in truth.items():
         series.sort()
         for (t0, v0), (t1, v1) in zip(series, series[1:], strict=False):
-            dt = (t1 - t0).total_seconds()
-            if 0 < dt <= MAX_GAP_S and (v1 - v0) / dt <= -HARD_BRAKE_MPS2:
+            if is_hard_braking(acceleration(v0, v1, (t1 - t0).total_seconds())):
                 true_set.add((vehicle_id, t1))
     return true_set

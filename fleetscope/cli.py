@@ -310,7 +310,7 @@ def message_schema(topic: str) -> None:
     """Print the JSON schema of a topic's messages (docs/alert.schema.json is the one of alerts)."""
     import json
 
-    from streams.schema import MESSAGES
+    from records.messages import MESSAGES
 
     click.echo(json.dumps(MESSAGES[topic].model_json_schema(), indent=2))
 

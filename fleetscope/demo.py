@@ -23,11 +23,11 @@ from core.errors import FleetscopeError
 from core.settings import Settings
 from evaluation.alerts import AlertReport, RaisedAlert, TypeScore, score_alerts
 from evaluation.road_conditions import ConditionReport, ConditionRow, FrameObservation, score_conditions
+from records.messages import DeadLetter, Frame, GpsFix, Scene, decode
 from sim import seeds
 from sim.truth import AnomalyEvent, FrameTruth
 from streams import topics
 from streams.producer import FleetProducer
-from streams.schema import DeadLetter, Frame, GpsFix, Scene, decode
 from streams.sinks.tables import alerts, frame_observations, road_conditions, segment_road_conditions, segment_stats
 
 log = logging.getLogger(__name__)

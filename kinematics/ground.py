@@ -1,7 +1,7 @@
 """Where a detected object stands: its box's bottom centre projected onto the ground plane.
 
 Ego frame: x metres forward, y metres left, origin on the ground below the camera, which sits at
-``mounting_height_m`` and is pitched down by ``pitch_deg`` (``streams.schema.CameraCalibration``).
+``mounting_height_m`` and is pitched down by ``pitch_deg`` (``records.messages.CameraCalibration``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from streams.schema import CameraCalibration
+from records.messages import CameraCalibration
 
 MAX_RANGE_M = 150.0  # beyond this a pixel row near the horizon says nothing useful about distance
 # Half the depth of each class seen end-on: a box touches the road at the object's near face.

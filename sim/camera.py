@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.schema import CameraCalibration
+from records.messages import CameraCalibration
 
 # Corner pairs joined by the 12 edges of a cuboid (corners as ordered in ``Camera.box``).
 _EDGES = ((0, 1), (0, 2), (1, 3), (2, 3), (4, 5), (4, 6), (5, 7), (6, 7), (0, 4), (1, 5), (2, 6), (3, 7))

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from records.messages import Frame, GpsFix
 from sim.scene_spec import SceneSpec
 from sim.truth import FrameTruth, GpsTruth, write_jsonl
 from sim.world import FrameEmission, GpsEmission, World
 from streams.producer import FleetProducer
-from streams.schema import Frame, GpsFix
 
 
 @dataclass

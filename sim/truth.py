@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.schema import CameraCalibration
+from records.messages import CameraCalibration
 
 TRUTH_VERSION = 2
 

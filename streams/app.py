@@ -9,17 +9,17 @@ from typing import Any, cast
 import faust
 from faust.tables.manager import TableManager
 
-from alerts.incidents import IncidentTracker
 from alerts.rules import load_rules
 from core.errors import ConfigError
 from core.settings import Settings
+from fusion.stage import Fusion
 from roads.network import load_network
 from streams import changelog_recovery, fetch_wait, metrics, recovery_seek
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
 from streams.context.vehicle_track import VehicleTracks
-from streams.fusion import agent as fusion
+from streams.fusion import agent as fusion_agent
 from streams.inference import agent as inference
 from streams.ingest import frames
 from streams.liveness import StallWatch, restart_stalled_worker
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> Runtime:
     windows = segment_windows.register(rt, network, sink)
     frames.register(rt, tracks)
     triton = inference.register(rt, windows)
-    fusion.register(rt, sink, IncidentTracker(rules, w.alert_cooldown_s))
+    fusion_agent.register(rt, sink, Fusion(rules, w.alert_cooldown_s))
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:

@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from core.errors import InvalidMessage
+from records.messages import DeadLetter, Frame, GpsFix, Message, parse, utcnow
 from streams import metrics, topics
-from streams.schema import DeadLetter, Frame, GpsFix, Message, parse, utcnow
 
 if TYPE_CHECKING:
     from faust.types import EventT

@@ -35,8 +35,8 @@ from pydantic import AwareDatetime
 
 from core.errors import FleetscopeError
 from core.settings import Settings
+from records.messages import DeadLetter, Message, decode, utcnow
 from streams import topics
-from streams.schema import DeadLetter, Message, decode, utcnow
 
 QUIET_S = 1.0  # the broker may report an end offset before the last records (Tansu): read on until quiet
 SEND_TIMEOUT_S = 60.0

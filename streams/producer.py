@@ -8,8 +8,8 @@ from kafka.errors import KafkaError
 from core.errors import ServiceError
 from core.retrying import retry_until
 from core.settings import Settings
+from records.messages import Frame, GpsFix
 from streams import topics
-from streams.schema import Frame, GpsFix
 
 
 class FleetProducer:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import cache
 
+from records.messages import CameraCalibration
 from roads.network import load_network
 from sim.render import render_jpeg
 from sim.scene_spec import SceneSpec
 from sim.world import FrameEmission, World, WorldConfig
-from streams.schema import CameraCalibration
 
 
 @cache

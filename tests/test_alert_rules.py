@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from alerts.incidents import IncidentTracker, alert_id
 from alerts.rules import DEFAULT_RULES, KINEMATIC_EVENTS, load_rules
 from core.errors import ConfigError
+from fusion.incidents import IncidentTracker, alert_id
 from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES
-from streams.schema import AnomalyResult, AspectResult, KinematicEvent, Scene, SceneObject, Triplet
+from records.messages import AnomalyResult, AspectResult, KinematicEvent, Scene, SceneObject, Triplet
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
 

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from alerts.incidents import alert_id
 from core.settings import Settings
-from streams.schema import Alert, Location, utcnow
+from fusion.incidents import alert_id
+from records.messages import Alert, Location, utcnow
 from streams.sinks.alert_store import store_alert
 from streams.sinks.tables import alerts
 

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.settings import Settings
 from infra.process import tail
 from infra.stack import Stack
+from records.messages import Frame, GpsFix
 from streams import topics
 from streams.producer import FleetProducer
-from streams.schema import Frame, GpsFix
 from streams.sinks.tables import frame_observations
 from tests.conftest import stack_settings
 from tests.frames import sample_camera, sample_jpeg

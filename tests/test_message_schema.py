@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.schema import Alert
+from records.messages import Alert
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "alert.schema.json"
 

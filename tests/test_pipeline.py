@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import Settings
+from records.messages import Alert, DeadLetter, EnrichedFrame, Frame, GpsFix, Scene, decode, utcnow
 from streams import topics
 from streams.deadletter_replay import LetterFilter, read_letters, replay
 from streams.producer import FleetProducer
-from streams.schema import Alert, DeadLetter, EnrichedFrame, Frame, GpsFix, Scene, decode, utcnow
 from streams.sinks.tables import alerts, frame_observations, road_conditions
 from tests.frames import sample_camera, sample_jpeg
 from tests.kafka_reader import read_until

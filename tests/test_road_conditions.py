@@ -13,9 +13,9 @@ from functools import cache
 import sqlalchemy as sa
 
 from core.settings import Settings
+from records.messages import Frame, GpsFix
 from roads.network import RoadNetwork, Segment, load_network
 from streams.producer import FleetProducer
-from streams.schema import Frame, GpsFix
 from streams.sinks.tables import frame_observations, segment_road_conditions, segment_stats
 from streams.windows import window_bounds
 from tests.frames import sample_camera, sample_jpeg

@@ -19,12 +19,12 @@ from infra.broker import ensure_topics
 from infra.postgres import apply_schema
 from infra.process import free_ports
 from infra.worker import WorkerProcess
+from records.messages import GpsFix
 from roads.network import load_network
 from sim.fleet import GpsConfig
 from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.producer import FleetProducer
-from streams.schema import GpsFix
 from streams.sinks.tables import segment_stats
 
 T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)

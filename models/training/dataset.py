@@ -32,11 +32,11 @@ from tqdm import tqdm
 from core.settings import REPO_ROOT
 from models.clip_backbone import ImageCfg
 from models.preprocess import normalise, to_uint8_batch
+from records.messages import GpsFix
 from sim import seeds
 from sim.export import ExportConfig, config_record, export
 from sim.publish import gps_message
 from sim.truth import TRUTH_VERSION, FrameTruth, GpsTruth
-from streams.schema import GpsFix
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 from faust.types import EventT
 
+from records.messages import GpsFix, ObservedFix, SegmentObservations
 from streams import metrics, topics
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
 from streams.deadletter import admit_or_dead_letter, one_by_one
 from streams.ingest.admission import Admission
 from streams.runtime import Runtime
-from streams.schema import GpsFix, ObservedFix, SegmentObservations
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import bisect
 from datetime import datetime, timezone
 from typing import Any
 
-from streams.schema import AttachedFix, GpsFix
+from records.messages import AttachedFix, GpsFix
 
 Row = list[Any]  # [epoch_s, lat, lon, speed_mps, heading_deg, accuracy_m]; the last three may be None
 

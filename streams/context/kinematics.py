@@ -2,7 +2,7 @@
 
 Speed is the receiver's own (Doppler) speed when it reports one, else the route distance between
 consecutive matched positions over the time between them. Acceleration is the change of speed over
-that time; a drop faster than ``HARD_BRAKE_MPS2`` is a hard-braking event.
+that time; hard braking is ``kinematics.braking``'s definition.
 
 Segment windows smooth each vehicle's reported speeds (``smoothed_speeds``) before taking a median:
 a receiver's speed noise (a few tenths of a m/s) is a third of a crawl speed, and a queue's median
@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kinematics.braking import acceleration, is_hard_braking
 from streams.context.map_matching import Candidate, Match, RouteDistances
 
-HARD_BRAKE_MPS2 = 4.0  # a common telematics threshold (about 0.4 g)
-MAX_GAP_S = 5.0  # beyond this, consecutive fixes say nothing about acceleration
 SPEED_NOISE_MPS = 0.3  # receiver (Doppler) speed noise, one standard deviation
 # A speed change must explain this much squared error to be kept: 8 noise variances is about the BIC
 # penalty (2 ln n) for a minute of 1 Hz fixes; 6-12 all gave 96.0-97.1 % on seed 11 (evaluated on seed 7).
@@ -56,12 +55,12 @@ class VehicleKinematics:
             speed = route / dt if route is not None else self._last_speed
         speed = speed if speed is not None else 0.0
         accel = None
-        if dt is not None and 0 < dt <= MAX_GAP_S and self._last_speed is not None:
-            accel = (speed - self._last_speed) / dt
+        if dt is not None and self._last_speed is not None:
+            accel = acceleration(self._last_speed, speed, dt)
         _, _, bearing = match.segment.point_at(match.offset_m)
         heading = fix.heading_deg if fix.heading_deg is not None else bearing
         self._last, self._last_speed = match, speed
-        return Kinematics(speed, accel, heading, accel is not None and accel <= -HARD_BRAKE_MPS2)
+        return Kinematics(speed, accel, heading, is_hard_braking(accel))
 
 
 def smoothed_speeds(tracks: Sequence[Sequence[float]]) -> np.ndarray:

@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from records.messages import GpsFix
 from roads.network import RoadNetwork
 from streams.context.gps_track import Row, add_fix, nearest_fix
 from streams.context.segment_windows import WindowValue, merged, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
-from streams.schema import GpsFix
 from streams.windows import WindowRange, earliest_range, hopping_ranges
 
 

@@ -27,12 +27,12 @@ from aiokafka.partitioner import murmur2
 from faust.types import EventT
 
 from core.errors import InvalidMessage
+from records.messages import ObservedFix, SegmentObservations, SegmentWindow
 from roads.network import RoadNetwork
 from streams import metrics, topics
 from streams.context.kinematics import smoothed_speeds
 from streams.deadletter import decode_or_dead_letter, one_by_one
 from streams.runtime import Runtime
-from streams.schema import ObservedFix, SegmentObservations, SegmentWindow
 from streams.sinks.postgres import PostgresSink, is_outage
 from streams.windows import WindowRange, earliest_range, hopping_ranges
 

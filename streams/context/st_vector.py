@@ -12,8 +12,8 @@ import math
 from datetime import datetime
 
 from models.vocab import ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
+from records.messages import AttachedFix, SegmentWindow
 from roads.network import ROAD_CLASSES, Segment
-from streams.schema import AttachedFix, SegmentWindow
 
 _INDEX = {name: i for i, name in enumerate(ST_CONTEXT_FIELDS)}
 

@@ -25,10 +25,10 @@ from datetime import datetime
 
 import numpy as np
 
+from records.messages import GpsFix, ObservedFix
 from roads.network import RoadNetwork, Segment
 from streams.context.kinematics import VehicleKinematics
 from streams.context.map_matching import Fix, Match, RouteDistances, SegmentIndex, VehicleMatcher
-from streams.schema import GpsFix, ObservedFix
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """Fusion: scenes become frame observations, road conditions and alerts (Postgres, then ``fleet.alerts``).
 
-Scenes arrive here keyed by vehicle, in order, so this is where a vehicle's frames are tracked
-(``kinematics.events``). Alerts come from the YAML rules (``alerts/rules.yaml``) through
-``alerts.incidents``, with the kinematic events of the tracked objects. Each scene, with its tracks
-and kinematics, goes on to ``fleet.scenes`` once it is in PostgreSQL.
+Scenes arrive here keyed by vehicle, in order, and each enters ``fusion.Fusion`` once: it tracks the
+vehicle's objects, names their kinematic events and applies the YAML rules (``alerts/rules.yaml``).
+Each scene, with its tracks and kinematics, goes on to ``fleet.scenes`` once it is in PostgreSQL.
 
 A batch is written in one transaction. While PostgreSQL is unreachable the agent waits it out
 (``streams.health``) and holds the partition: nothing is dropped. When PostgreSQL rejects a batch
@@ -19,23 +18,21 @@ from collections.abc import Sequence
 from faust.types import EventT
 from sqlalchemy.exc import DBAPIError
 
-from alerts.incidents import IncidentTracker
-from kinematics.events import KinematicWatch
+from fusion.stage import Fusion
+from records.messages import Alert, Scene
 from streams import metrics, topics
 from streams.deadletter import dead_letter, dead_letter_on_error, decode_batch, one_by_one
 from streams.health import wait_out
 from streams.runtime import Runtime
-from streams.schema import Alert, Scene
 from streams.sinks.postgres import PostgresSink, is_outage
 
 log = logging.getLogger(__name__)
 Fused = tuple[Scene, list[Alert]]  # a scene with its kinematics, and the alert updates it raised
 
 
-def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> None:
-    """Define the fusion agent: alerts from ``incidents``, written through ``sink``."""
+def register(rt: Runtime, sink: PostgresSink, fusion: Fusion) -> None:
+    """Define the fusion agent: scenes through ``fusion``, written through ``sink``."""
     w = rt.settings.worker
-    watch = KinematicWatch()
 
     async def write(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
         return await wait_out(rt.postgres, lambda: sink.write(scenes, new_alerts), is_outage)
@@ -43,8 +40,7 @@ def register(rt: Runtime, sink: PostgresSink, incidents: IncidentTracker) -> Non
     async def tracked(event: EventT, inferred: Scene) -> Fused | None:
         """The scene with its kinematics and the alerts it raises; the trackers see each scene once."""
         async with dead_letter_on_error(rt, event, "fusion"):
-            scene = inferred.model_copy(update={"kinematics": watch.observe(inferred)})
-            return scene, incidents.observe(scene, scene.kinematics.events if scene.kinematics else ())
+            return fusion.observe(inferred)
         return None
 
     async def store(batch: Sequence[tuple[EventT, Fused]]) -> None:

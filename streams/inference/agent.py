@@ -13,6 +13,7 @@ import numpy as np
 from faust.types import EventT
 
 from core.errors import InferenceError
+from records.messages import EnrichedFrame, utcnow
 from streams import metrics, topics
 from streams.context.segment_windows import SegmentWindows
 from streams.context.st_vector import with_window
@@ -20,7 +21,6 @@ from streams.deadletter import dead_letter, decode_batch, one_by_one
 from streams.inference.outputs import to_scene
 from streams.inference.triton_client import TritonModels
 from streams.runtime import Runtime
-from streams.schema import EnrichedFrame, utcnow
 
 log = logging.getLogger(__name__)
 

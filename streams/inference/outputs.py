@@ -6,8 +6,8 @@ import numpy as np
 
 from kinematics.ground import object_positions
 from models.vocab import ANOMALY_TYPES, ASPECTS, NORMAL_PROMPTS, OBJECT_CLASSES, PREDICATES, RELATION_PROMPTS
+from records.messages import AnomalyResult, AspectResult, EnrichedFrame, Scene, SceneObject, Triplet, utcnow
 from streams.inference.triton_client import Outputs
-from streams.schema import AnomalyResult, AspectResult, EnrichedFrame, Scene, SceneObject, Triplet, utcnow
 
 
 def anomaly_result(score: float, relation_scores: np.ndarray) -> AnomalyResult:

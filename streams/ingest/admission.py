@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.errors import InvalidMessage
 from core.settings import WorkerSettings
-from streams.schema import Frame, GpsFix, Parsed, parse
+from records.messages import Frame, GpsFix, Parsed, parse
 
 MAX_PIXELS = 4096 * 4096
 M = TypeVar("M", Frame, GpsFix)

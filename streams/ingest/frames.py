@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from faust.types import EventT
 
+from records.messages import AttachedFix, EnrichedFrame, Frame, SegmentContext, utcnow
 from streams import metrics, topics
 from streams.context.gps_track import Row, nearest_fix, newest_ts
 from streams.context.st_vector import cell_id, context_vector
@@ -20,7 +21,6 @@ from streams.context.vehicle_track import VehicleTracks
 from streams.deadletter import admit_or_dead_letter, dead_letter_on_error
 from streams.ingest.admission import Admission
 from streams.runtime import Runtime
-from streams.schema import AttachedFix, EnrichedFrame, Frame, SegmentContext, utcnow
 
 
 def register(rt: Runtime, tracks: VehicleTracks) -> None:

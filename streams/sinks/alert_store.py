@@ -1,6 +1,6 @@
 """Alerts in PostgreSQL: one row per incident, merged across vehicles on the same road segment.
 
-The worker that owns a vehicle raises that vehicle's incidents (``alerts.incidents``); only the
+The worker that owns a vehicle raises that vehicle's incidents (``fusion.incidents``); only the
 database sees every worker's. A vehicle incident is stored into
 
 1. the alert that already holds it (its id is in ``vehicle_incidents``), else
@@ -8,16 +8,13 @@ database sees every worker's. A vehicle incident is stored into
    (another vehicle saw the same incident: corroboration), else
 3. a new alert with the vehicle incident's id.
 
-Merging keeps the highest score (and its severity and evidence), the union of frames and vehicles,
-each vehicle's best score, and the widest window; confidence is 1 - the product over vehicles of
-(1 - their best score), so each corroborating vehicle raises it. Every step is a maximum or a union,
-so storing the same alerts again changes nothing. A transaction-level advisory lock per alert type
-keeps two workers from creating the same segment incident twice; alerts are rare, so it costs little.
+How two incidents merge is fusion's rule (``fusion.merging``); this module finds the row to merge
+into and writes the result. A transaction-level advisory lock per alert type keeps two workers from
+creating the same segment incident twice; alerts are rare, so it costs little.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from streams.schema import Alert, Location
+from fusion.merging import alert_row, merged_row
+from records.messages import Alert, Location
 from streams.sinks.tables import alerts
 
 # First key of the advisory lock that serialises storing alerts of one type ("flal").
@@ -61,61 +59,6 @@ async def store_alert(conn: AsyncConnection, alert: Alert, cooldown_s: float) ->
             "evidence": row["evidence"],
         }
     )
-
-
-def alert_row(alert: Alert) -> dict[str, Any]:
-    """The alerts row of one vehicle's incident, before any merge."""
-    evidence = dict(alert.evidence)
-    evidence["frame_ids"] = sorted(evidence["frame_ids"])
-    evidence["vehicle_scores"] = {alert.vehicle_id: alert.score}
-    return {
-        "alert_id": alert.alert_id,
-        "type": alert.type,
-        "severity": alert.severity,
-        "vehicle_id": alert.vehicle_id,
-        "vehicles": [alert.vehicle_id],
-        "vehicle_incidents": [alert.alert_id],
-        "confidence": alert.score,
-        "lat": alert.location.lat if alert.location else None,
-        "lon": alert.location.lon if alert.location else None,
-        "cell_id": alert.cell_id,
-        "segment_id": alert.segment_id,
-        "window_start": alert.window_start,
-        "window_end": alert.window_end,
-        "score": alert.score,
-        "frame_ids": evidence["frame_ids"],
-        "evidence": evidence,
-    }
-
-
-def merged_row(current: dict[str, Any], alert: Alert) -> dict[str, Any]:
-    """``current`` (a stored alert) with one more vehicle incident folded in."""
-    new = alert_row(alert)
-    higher = new["score"] > current["score"]
-    best = new if higher else current
-    vehicle_scores = dict(current["evidence"].get("vehicle_scores", {current["vehicle_id"]: current["score"]}))
-    vehicle_scores[alert.vehicle_id] = max(vehicle_scores.get(alert.vehicle_id, 0.0), alert.score)
-    frame_ids = sorted(set(current["frame_ids"]) | set(new["frame_ids"]))
-    return {
-        "alert_id": current["alert_id"],
-        "type": current["type"],
-        "severity": best["severity"],
-        "vehicle_id": current["vehicle_id"],
-        "vehicles": sorted(vehicle_scores),
-        "vehicle_incidents": sorted(set(current["vehicle_incidents"]) | {alert.alert_id}),
-        "confidence": corroborated(vehicle_scores.values()),
-        **{k: current[k] if current[k] is not None else new[k] for k in ("lat", "lon", "cell_id", "segment_id")},
-        "window_start": min(current["window_start"], new["window_start"]),
-        "window_end": max(current["window_end"], new["window_end"]),
-        "score": best["score"],
-        "frame_ids": frame_ids,
-        "evidence": best["evidence"] | {"frame_ids": frame_ids, "vehicle_scores": dict(sorted(vehicle_scores.items()))},
-    }
-
-
-def corroborated(scores: Any) -> float:
-    """Confidence that an incident is real when each vehicle's best score is an independent report."""
-    return 1.0 - math.prod(1.0 - s for s in scores)
 
 
 async def _holding(conn: AsyncConnection, alert: Alert) -> dict[str, Any] | None:

@@ -21,9 +21,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.settings import Settings
+from records.messages import Alert, Scene, SegmentWindow
 from roads.network import Segment
 from streams import metrics
-from streams.schema import Alert, Scene, SegmentWindow
 from streams.sinks.alert_store import store_alert
 from streams.sinks.tables import frame_observations, segment_stats
 from streams.windows import window_bounds

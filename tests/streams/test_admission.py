@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidMessage
+from records.messages import Frame, GpsFix
 from roads.network import load_network
 from streams.context.gps_track import RecentFixes, nearest_fix
 from streams.context.segment_windows import merged, window_stats
 from streams.context.st_vector import cell_id, context_vector
 from streams.context.vehicle_track import VehicleTracks
 from streams.ingest.admission import Admission
-from streams.schema import Frame, GpsFix
 from streams.windows import earliest_range, hopping_ranges, window_bounds
 from tests.frames import sample_camera, sample_jpeg
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from core.settings import Settings
 from fleetscope.cli import main
 from infra.broker import EmbeddedBroker, ensure_topics
+from records.messages import DeadLetter, utcnow
 from streams import topics
 from streams.deadletter_replay import (
     LetterFilter,
@@ -23,7 +24,6 @@ from streams.deadletter_replay import (
     replay,
 )
 from streams.producer import FleetProducer
-from streams.schema import DeadLetter, utcnow
 from tests.conftest import stack_settings
 from tests.kafka_reader import read_until
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.vocab import ST_CONTEXT_FIELDS
+from records.messages import AttachedFix, Frame, ObservedFix
 from roads.network import load_network
 from sim.fleet import GpsConfig
 from sim.publish import gps_message
@@ -17,7 +18,6 @@ from streams.context.kinematics import smoothed_speeds
 from streams.context.segment_windows import merged, partition_of, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import VehicleTracks
-from streams.schema import AttachedFix, Frame, ObservedFix
 from tests.frames import sample_camera
 
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)

@@ -14,16 +14,16 @@ from tritonclient.utils import InferenceServerException
 
 from core.errors import InferenceError, InvalidMessage, ServiceUnavailable
 from core.settings import TritonSettings
+from fusion.recent_vehicles import RecentVehicles
 from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
+from records.messages import Frame, GpsFix, decode, parse
 from streams.context.gps_track import add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.health import Dependency, wait_out
 from streams.inference.triton_client import TritonModels
 from streams.ingest.admission import check_jpeg
 from streams.liveness import StallWatch
-from streams.recent_vehicles import RecentVehicles
-from streams.schema import Frame, GpsFix, decode, parse
 from streams.sinks.postgres import is_outage
 from tests.frames import sample_camera, sample_jpeg
 

@@ -7,13 +7,13 @@ from functools import cache
 
 import pytest
 
+from records.messages import GpsFix
 from roads.network import load_network
 from sim.fleet import GpsConfig
 from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context import vehicle_track
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
-from streams.schema import GpsFix
 
 T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
 IDLE_S = 2.0

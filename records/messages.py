@@ -208,7 +208,7 @@ class KinematicEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["hard_braking", "closing_fast", "wrong_way"]
-    score: float = Field(ge=0, le=1, description="how strong, 0..1 (see kinematics.events)")
+    score: float = Field(ge=0, le=1, description="how strong, 0..1 (see fusion.events)")
     track_id: int | None = Field(description="the object concerned; null for the ego vehicle")
     detail: str = Field(description="the measured quantity in words")
 
@@ -233,7 +233,7 @@ class TrackedTriplet(BaseModel):
 
 
 class SceneKinematics(BaseModel):
-    """What the vehicle's tracker adds to a scene (``kinematics.events``), in the vehicle's frame order."""
+    """What the vehicle's tracker adds to a scene (``fusion.events``), in the vehicle's frame order."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     objects: list[ObjectMotion] = Field(description="the scene's objects on the ground, with track ids and motion")
@@ -279,7 +279,7 @@ class Location(BaseModel):
 class Alert(Message):
     """``fleet.alerts``: one incident; re-sent with the same alert_id when its evidence grows.
 
-    Incidents of several vehicles on one road segment are one alert (``alerts.incidents``, and the
+    Incidents of several vehicles on one road segment are one alert (``fusion.incidents``, and the
     sink that merges them): ``vehicles`` lists every vehicle that saw it and ``confidence`` rises
     with each. Consumers should upsert by ``alert_id``. The JSON schema is ``docs/alert.schema.json``.
     """

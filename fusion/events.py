@@ -1,7 +1,7 @@
 """Kinematic events for the alert rules, from each vehicle's scenes in capture order.
 
-- ``hard_braking``: the ego vehicle's GPS speed falls by at least ``HARD_BRAKE_MPS2`` per second
-  between consecutive frames; score = deceleration / 8 m/s² (capped at 1).
+- ``hard_braking``: hard braking (``kinematics.braking``) between the GPS speeds of consecutive
+  frames; score = deceleration / 8 m/s² (capped at 1).
 - ``closing_fast``: a tracked object in our path (ahead, within ``PATH_HALF_WIDTH_M`` of our line)
   closes in at ``CLOSING_MIN_MPS`` or more and would be reached within ``CLOSING_TTC_S``; score =
   2 s / time to contact (capped at 1).
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from fusion.recent_vehicles import RecentVehicles
+from kinematics.braking import acceleration, is_hard_braking
 from kinematics.tracking import VehicleTracker
-from streams.context.kinematics import HARD_BRAKE_MPS2, MAX_GAP_S
-from streams.recent_vehicles import RecentVehicles
-from streams.schema import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet
+from records.messages import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet
 
 PATH_HALF_WIDTH_M = 1.8
 CLOSING_MIN_MPS = 5.0
@@ -46,8 +46,8 @@ class KinematicWatch:
         # The tracker still holds the previous frame's time and GPS speed: it moves on in update() below.
         if speed is not None and tracker.last_speed is not None and tracker.last_at is not None:
             dt = (scene.captured_at - tracker.last_at).total_seconds()
-            accel = (speed - tracker.last_speed) / dt
-            if dt <= MAX_GAP_S and accel <= -HARD_BRAKE_MPS2:
+            accel = acceleration(tracker.last_speed, speed, dt)
+            if accel is not None and is_hard_braking(accel):
                 events.append(
                     KinematicEvent(
                         type="hard_braking", score=min(1.0, -accel / 8.0), track_id=None, detail=f"{accel:.1f} m/s²"
