@@ -14,6 +14,8 @@ from fusion.events import KinematicWatch
 from fusion.incidents import IncidentTracker
 from records.messages import Alert, Scene
 
+Fused = tuple[Scene, list[Alert]]  # a scene with its kinematics, and the alert updates it raised
+
 
 class Fusion:
     """Kinematics and incidents of every vehicle this worker fuses."""
@@ -22,7 +24,7 @@ class Fusion:
         self.watch = KinematicWatch()
         self.incidents = IncidentTracker(rules, cooldown_s)
 
-    def observe(self, inferred: Scene) -> tuple[Scene, list[Alert]]:
+    def observe(self, inferred: Scene) -> Fused:
         """The scene with its kinematics (None for a frame older than its vehicle's latest), and its alerts."""
         scene = inferred.model_copy(update={"kinematics": self.watch.observe(inferred)})
         return scene, self.incidents.observe(scene, scene.kinematics.events if scene.kinematics else ())

@@ -122,10 +122,7 @@ async def _report(rt: Runtime) -> None:
         # Only topics agents read: a table's changelog and Faust's own topics are assigned but read otherwise.
         if tp.topic not in rt.consumed:
             continue
-        highwater = app.consumer.highwater(tp)
-        last = rt.read_offsets.get((tp.topic, tp.partition))
-        # Nothing read here since the assignment: the consumer's fetch position stands in for it.
-        position = last + 1 if last is not None else await app.consumer.position(tp)
+        position, highwater = await rt.reading(tp)
         if highwater is not None and position is not None:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
             if ready and rt.stalls.stalled(tp, position, highwater, now):

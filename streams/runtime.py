@@ -100,3 +100,12 @@ class Runtime:
             key = (msg.topic, msg.partition)
             if msg.offset > self.read_offsets.get(key, -1):
                 self.read_offsets[key] = msg.offset
+
+    async def reading(self, tp: Any) -> tuple[int | None, int | None]:
+        """A consumed partition's next offset to read and its high watermark (either None while unknown).
+
+        Next after the highest offset an agent has taken; before any, the consumer's fetch position."""
+        consumer = self.app.consumer
+        last = self.read_offsets.get((tp.topic, tp.partition))
+        position = last + 1 if last is not None else await consumer.position(tp)
+        return position, consumer.highwater(tp)

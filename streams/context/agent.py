@@ -56,16 +56,13 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
 
     async def waiting() -> set[int]:
         """The fleet.gps partitions with records this worker has not read yet."""
-        consumer, topic = rt.app.consumer, rt.settings.topic(topics.GPS)
+        topic = rt.settings.topic(topics.GPS)
         out = set()
-        for tp in consumer.assignment():
-            if tp.topic != topic:
-                continue
-            last = rt.read_offsets.get((topic, tp.partition))
-            position = last + 1 if last is not None else await consumer.position(tp)
-            highwater = consumer.highwater(tp)
-            if position is not None and highwater is not None and highwater > position:
-                out.add(tp.partition)
+        for tp in rt.app.consumer.assignment():
+            if tp.topic == topic:
+                position, highwater = await rt.reading(tp)
+                if position is not None and highwater is not None and highwater > position:
+                    out.add(tp.partition)
         return out
 
     # The matcher holds a vehicle's newest fixes until later ones settle them. A vehicle that stops

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from faust.types import EventT
 from sqlalchemy.exc import DBAPIError
 
-from fusion.stage import Fusion
+from fusion.stage import Fused, Fusion
 from records.messages import Alert, Scene
 from streams import metrics, topics
 from streams.deadletter import dead_letter, dead_letter_on_error, decode_batch, one_by_one
@@ -27,7 +27,6 @@ from streams.runtime import Runtime
 from streams.sinks.postgres import PostgresSink, is_outage
 
 log = logging.getLogger(__name__)
-Fused = tuple[Scene, list[Alert]]  # a scene with its kinematics, and the alert updates it raised
 
 
 def register(rt: Runtime, sink: PostgresSink, fusion: Fusion) -> None:
