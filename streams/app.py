@@ -14,7 +14,7 @@ from core.errors import ConfigError
 from core.settings import Settings
 from fusion.stage import Fusion
 from roads.network import load_network
-from streams import changelog_recovery, fetch_wait, metrics, recovery_seek
+from streams import changelog_recovery, fetch_partitions, fetch_wait, metrics, recovery_seek
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> Runtime:
     if k.embedded if k.exact_changelog_ends is None else k.exact_changelog_ends:
         changelog_recovery.install()  # Tansu reports a changelog's end short of the truth; Apache Kafka does not
     fetch_wait.install(k.fetch_max_wait_ms)
+    fetch_partitions.install()  # Faust lets aiokafka read paused partitions' records, then drops them
     recovery_seek.install()  # Faust resumes stream partitions before it seeks them: records read twice
     app = faust.App(
         settings.worker.app_id,

@@ -6,8 +6,10 @@ or the worker is rebalancing), so records fetched between the two steps reach th
 seek then sets Faust's read offsets back: those records are delivered a second time. A worker
 restarted with a backlog published some scenes twice that way (the restart test caught it, once
 per few CI runs). This is the same method with the two steps swapped, the order faust-streaming
-PR #217 gave the path without tables: seek while paused, then resume. ``install`` checks that Faust's
-method is still the one this was written against (tests/streams/test_library_quirks.py pins the versions).
+PR #217 gave the path without tables: seek while paused, then resume. Before it seeks it waits for
+the fetches in flight (streams/fetch_partitions.py): records such a fetch takes after the seek would
+be past the position the seek set. ``install`` checks that Faust's method is still the one this was
+written against (tests/streams/test_library_quirks.py pins the versions).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import inspect
 from typing import Any
 
 from faust.tables.recovery import Recovery
+
+from streams import fetch_partitions
 
 _original = Recovery.on_recovery_completed
 # sha256 of inspect.getsource(Recovery.on_recovery_completed) in faust-streaming 0.15.3.
@@ -48,6 +52,8 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
         self.log.warning(f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}")
         return
     if assignment:
+        if not await fetch_partitions.IN_FLIGHT.settled(self.app.conf.broker_request_timeout):
+            self.log.warning("a fetch begun before the seek has not returned; seeking all the same")
         self.log.info("Seek stream partitions to committed offsets.")
         await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
     consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})

@@ -3,16 +3,20 @@ upgrade that changes what a fix replaces fails here first (re-measure the quirk,
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
+from types import SimpleNamespace
+from typing import Any
 
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from core.settings import load_settings
-from streams import changelog_recovery, recovery_seek
+from streams import changelog_recovery, fetch_partitions, recovery_seek
 from streams.app import create_app
 
-# The versions the fixes were measured on (streams/fetch_wait.py, changelog_recovery.py, recovery_seek.py).
+# The versions the fixes were measured on (streams/fetch_wait.py, fetch_partitions.py, changelog_recovery.py,
+# recovery_seek.py).
 MEASURED_ON = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 
 
@@ -38,3 +42,45 @@ def test_the_recovery_seek_fix_replaces_the_method_it_was_written_against() -> N
     assert recovery_seek.source_digest() == recovery_seek.MEASURED_SOURCE
     create_app(load_settings())
     assert Recovery.on_recovery_completed is recovery_seek.on_recovery_completed
+
+
+def test_the_fetch_partitions_fix_wraps_the_method_it_was_written_against() -> None:
+    # A changed method may copy the set itself, or fetch another way: read it again.
+    assert fetch_partitions.source_digest() == fetch_partitions.MEASURED_SOURCE
+    create_app(load_settings())
+    assert faust_aiokafka.AIOKafkaConsumerThread.getmany is fetch_partitions.getmany
+
+
+class FetchingThread:
+    """Faust's consumer thread as far as its fetch needs: the fetch waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+        self.release = asyncio.Event()
+
+    _fetch_records = None  # what the thread would run; call_thread stands in for it
+
+    def _ensure_consumer(self) -> Any:
+        return SimpleNamespace(_max_poll_records=10)
+
+    async def call_thread(self, method: Any, consumer: Any, partitions: Any, **kwargs: Any) -> dict:
+        await self.release.wait()
+        self.asked.append(set(partitions))
+        return {}
+
+
+def test_a_fetch_reads_the_partitions_active_when_it_began_and_none_for_an_empty_set() -> None:
+    async def scenario() -> None:
+        thread, active = FetchingThread(), {"fleet.frames[0]", "changelog[0]"}
+        fetch = asyncio.ensure_future(fetch_partitions.getmany(thread, active, 1.0))
+        await asyncio.sleep(0)
+        active.clear()  # Faust pauses partitions in this very set while the fetch waits
+        assert not await fetch_partitions.IN_FLIGHT.settled(0.05), "the fetch has not returned"
+        thread.release.set()
+        assert await fetch_partitions.IN_FLIGHT.settled(1.0)
+        await fetch
+        assert thread.asked == [{"fleet.frames[0]", "changelog[0]"}]
+        assert await fetch_partitions.getmany(thread, set(), 1.0) == {}
+        assert thread.asked == [{"fleet.frames[0]", "changelog[0]"}], "an empty set fetches nothing"
+
+    asyncio.run(scenario())
