@@ -23,10 +23,10 @@ from alerts.rules import Rule, RuleSet
 from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
 from fusion.incidents import IncidentTracker
 from models.sa_clip import SAClip
-from models.training.dataset import FrameSet
 from records.messages import AnomalyResult, Scene
 from sim.truth import AnomalyEvent
 from streams.inference.outputs import anomaly_result
+from training.dataset import FrameSet
 
 Log = Callable[[str], None]
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from models.training.cli import weights_dir_option
 from sim.cli import DEFAULT_START, start_time
+from training.cli import weights_dir_option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +103,7 @@ def scene_graph(weights: Path, out: Path) -> None:
     from evaluation import scene_graph as sgg
     from models.checkpoints import load_checkpoint
     from models.scene_graph import IMAGE_SIZE, SceneGraphModel
-    from models.training.dataset import BENCHMARK, ensure_export, load_frames
+    from training.dataset import BENCHMARK, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     bench = load_frames(ensure_export(BENCHMARK), IMAGE_SIZE)
@@ -146,7 +146,7 @@ def alert_rules(weights: Path, rules: Path | None, out: Path, tune: bool) -> Non
     from evaluation.alert_rules import anomaly_results, replay_rules, side_by_side, thresholds, tune_thresholds
     from models.checkpoints import load_checkpoint
     from models.sa_clip import SAClip
-    from models.training.dataset import ALERT_WORLDS, BENCHMARK, ensure_export, load_frames
+    from training.dataset import ALERT_WORLDS, BENCHMARK, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     worker = get_settings().worker

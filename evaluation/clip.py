@@ -1,7 +1,7 @@
 """ST-CLIP and SA-CLIP against their baselines on the benchmark's held-out test episodes (synthetic data).
 
 - Aspects: zero-shot prompts, CoOp, CoCoOp-style and ST-CLIP at k = 1, 4, 16 shots per class,
-  all on the same frozen base CLIP and the same shots (``models.training.few_shot``); accuracy and
+  all on the same frozen base CLIP and the same shots (``training.few_shot``); accuracy and
   macro-F1 per aspect, each the mean over ``DRAWS`` draws of shots with the spread. Beside them a
   clock-and-calendar baseline: the nearest training shot by time of day and weekday alone, which
   shows how much the ST context could give away without looking at the image.
@@ -29,10 +29,12 @@ from torch.nn import functional as F
 from models.checkpoints import BACKBONE_FILE, load_checkpoint
 from models.clip_backbone import BaseClip, tokenize
 from models.sa_clip import SAClip
-from models.training.captions import relation_captions
-from models.training.clip_training import Log
-from models.training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS, FrameSet, ensure_export, load_frames
-from models.training.few_shot import (
+from models.vocab import ASPECTS, ST_CONTEXT_FIELDS
+from sim.truth import FrameTruth
+from training.captions import relation_captions
+from training.clip_training import Log
+from training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS, FrameSet, ensure_export, load_frames
+from training.few_shot import (
     METHODS,
     Features,
     aspect_scores,
@@ -42,8 +44,6 @@ from models.training.few_shot import (
     sample_shots,
     train_prompts,
 )
-from models.vocab import ASPECTS, ST_CONTEXT_FIELDS
-from sim.truth import FrameTruth
 
 CONTEXT_ASPECTS = ("congestion", "accessibility")  # the aspects that depend on spatio-temporal context
 TARGET_GAIN_F1 = 0.05

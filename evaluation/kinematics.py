@@ -1,7 +1,7 @@
 """Kinematics against the simulator's ground truth on the benchmark's test split (synthetic data).
 
 Each test vehicle's frames are replayed in order through ``kinematics.tracking`` with the GPS speed
-and heading the worker attaches to each frame (the ST context of ``models.training.dataset``).
+and heading the worker attaches to each frame (the ST context of ``training.dataset``).
 Objects come from two sources, in the same run:
 
 - **detected**: the scene-graph model's objects (score >= ``OBJECT_THRESHOLD``), what the pipeline
@@ -34,11 +34,11 @@ from kinematics.tracking import (
     relative_direction,
 )
 from models.scene_graph import SceneGraphModel, box_iou
-from models.training.clip_training import Log
-from models.training.dataset import FrameSet
-from models.training.scene_graph_training import GraphTruth
 from models.vocab import OBJECT_CLASSES, ST_CONTEXT_FIELDS
 from sim.truth import FrameTruth, ObjectTruth
+from training.clip_training import Log
+from training.dataset import FrameSet
+from training.scene_graph_training import GraphTruth
 
 OBJECT_THRESHOLD = 0.3
 TRUE_BOXES = "true boxes (geometry check)"

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from models.scene_graph import SceneGraphModel, box_iou
-from models.training.clip_training import Log
-from models.training.dataset import FrameSet
-from models.training.scene_graph_training import GraphTruth
 from models.vocab import PREDICATES
+from training.clip_training import Log
+from training.dataset import FrameSet
+from training.scene_graph_training import GraphTruth
 
 KS = (10, 20, 50)
 IOU = 0.5

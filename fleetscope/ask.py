@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from models.training.cli import weights_dir_option
+from training.cli import weights_dir_option
 
 
 @click.command("ask")
@@ -26,7 +26,7 @@ def ask(drive: int, weights: Path, every: int) -> None:
     from kinematics.tracking import VehicleTracker
     from models.checkpoints import load_checkpoint
     from models.scene_graph import IMAGE_SIZE
-    from models.training.dataset import BENCHMARK, ensure_export, load_frames
+    from training.dataset import BENCHMARK, ensure_export, load_frames
 
     bench = load_frames(ensure_export(BENCHMARK), IMAGE_SIZE)
     test_drives = drives(bench, bench.split("test"))

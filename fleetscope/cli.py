@@ -20,10 +20,10 @@ from evaluation.cli import evaluate
 from fleetscope.ask import ask
 from fleetscope.gps_bench import bench_gps
 from fleetscope.soak import bench_soak
-from models.training.cli import train
 from sim import seeds
 from sim.bench import bench_render
 from sim.cli import simulate
+from training.cli import train
 
 if TYPE_CHECKING:
     from streams.deadletter_replay import StoredLetter

@@ -68,7 +68,7 @@ PREDICATES: tuple[str, ...] = (
 )
 
 # SA-CLIP relation prompts: normal ones first, then one anomalous prompt per anomaly type. They are
-# worded in the grammar of SA-CLIP's training captions (models/training/captions.py), so that a type
+# worded in the grammar of SA-CLIP's training captions (training/captions.py), so that a type
 # never seen in training is a new combination of known words.
 NORMAL_PROMPTS: tuple[str, ...] = (
     "the road ahead is clear",

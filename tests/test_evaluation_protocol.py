@@ -13,11 +13,11 @@ from evaluation.alerts import AlertReport, TypeScore
 from evaluation.clip import clock_calendar_baseline
 from fleetscope import demo
 from fleetscope.cli import demo as demo_command
-from models.training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS
-from models.training.few_shot import Features
 from models.vocab import ST_CONTEXT_DIM, ST_CONTEXT_FIELDS
 from sim import seeds
 from sim.vocab import ANOMALY_TYPES
+from training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS
+from training.few_shot import Features
 
 
 def test_demo_evaluate_runs_by_default_on_a_world_never_used_to_train_or_tune() -> None:
@@ -71,8 +71,8 @@ def test_threshold_tuning_only_changes_the_types_it_is_given(tmp_path) -> None:
     from evaluation.alert_rules import anomaly_results
     from models.checkpoints import load_checkpoint
     from models.shipped import SHIPPED_DIR
-    from models.training.dataset import ensure_export, load_frames
     from sim.export import ExportConfig
+    from training.dataset import ensure_export, load_frames
 
     sa = load_checkpoint(SHIPPED_DIR / "sa_clip.pt")
     frames = load_frames(ensure_export(ExportConfig(seed=5, frames=300), root=tmp_path / "d"), sa.image_cfg.size)

@@ -13,9 +13,9 @@ from fusion.events import KinematicWatch
 from kinematics.ground import ground_points, object_positions
 from kinematics.questions import answers
 from kinematics.tracking import VehicleTracker, direction_label
-from models.training.scene_graph_training import GraphTruth
 from records.messages import AnomalyResult, AttachedFix, Scene, SceneObject, Triplet
 from sim.camera import Camera
+from training.scene_graph_training import GraphTruth
 
 CAMERA = Camera(width=224, height=224, fx=160.0, fy=160.0, cx=112.0, cy=112.0, mounting_height_m=1.5, pitch_deg=3.0)
 T0 = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)

@@ -119,8 +119,8 @@ def test_condition_rows_are_scored_against_the_frames_they_hold():
 def test_rules_replayed_on_dataset_frames_find_every_incident_when_every_frame_alerts(tmp_path):
     from models.checkpoints import load_checkpoint
     from models.shipped import SHIPPED_DIR
-    from models.training.dataset import ensure_export, load_frames
     from sim.export import ExportConfig
+    from training.dataset import ensure_export, load_frames
 
     sa = load_checkpoint(SHIPPED_DIR / "sa_clip.pt")
     frames = load_frames(ensure_export(ExportConfig(seed=5, frames=600), root=tmp_path / "dataset"), sa.image_cfg.size)

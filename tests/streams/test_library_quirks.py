@@ -8,8 +8,11 @@ import importlib.metadata
 from types import SimpleNamespace
 from typing import Any
 
+import faust
+import pytest
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from core.settings import load_settings
 from streams import changelog_recovery, fetch_partitions, recovery_seek
@@ -84,3 +87,27 @@ def test_a_fetch_reads_the_partitions_active_when_it_began_and_none_for_an_empty
         assert thread.asked == [{"fleet.frames[0]", "changelog[0]"}], "an empty set fetches nothing"
 
     asyncio.run(scenario())
+
+
+def test_the_changelog_end_reader_connects_with_the_workers_credentials(monkeypatch) -> None:
+    app = create_app(load_settings()).app
+    app.conf.broker_credentials = faust.SASLCredentials(username="fleet", password="secret")
+    built: list[dict[str, Any]] = []
+
+    class Refused(Exception):
+        pass
+
+    def consumer(**kwargs: Any) -> None:
+        built.append(kwargs)
+        raise Refused  # what it was built with is all this test needs
+
+    async def reported(self: Any, partitions: list[TP]) -> dict[TP, int]:
+        return {tp: 3 for tp in partitions}
+
+    monkeypatch.setattr(changelog_recovery, "_reported_highwaters", reported)
+    monkeypatch.setattr(changelog_recovery.aiokafka, "AIOKafkaConsumer", consumer)
+    thread = SimpleNamespace(consumer=SimpleNamespace(app=app))
+    with pytest.raises(Refused):
+        asyncio.run(changelog_recovery._exact_highwaters(thread, [TP("fleetscope-segment-windows-changelog", 0)]))
+    assert built[0]["sasl_plain_username"] == "fleet" and built[0]["sasl_plain_password"] == "secret"
+    assert built[0]["security_protocol"] == "SASL_PLAINTEXT"

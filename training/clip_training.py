@@ -21,9 +21,9 @@ from torch.nn import functional as F
 
 from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, create_clip, tokenize
 from models.sa_clip import SAClip
-from models.training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions
-from models.training.dataset import FrameSet
 from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
+from training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions
+from training.dataset import FrameSet
 
 Log = Callable[[str], None]
 

@@ -17,10 +17,10 @@ from torch.nn import functional as F
 
 from models.clip_backbone import BaseClip, text_embeddings
 from models.st_clip import STClip
-from models.training.captions import ZERO_SHOT_TEMPLATE
-from models.training.clip_training import Log
-from models.training.dataset import FrameSet
 from models.vocab import ASPECT_PHRASES, ASPECTS
+from training.captions import ZERO_SHOT_TEMPLATE
+from training.clip_training import Log
+from training.dataset import FrameSet
 
 # ST-CLIP's low-level visual tokens (``low_level=True``) are left out of the shipped configuration:
 # on the benchmark's val episodes at 4 shots, mean macro-F1 over aspects and 3 draws of shots was

@@ -17,9 +17,9 @@ import torch
 from torch.nn import functional as F
 
 from models.scene_graph import IMAGE_SIZE, STRIDE, SceneGraphModel, peaks
-from models.training.dataset import FrameSet
 from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
 from sim.truth import FrameTruth
+from training.dataset import FrameSet
 
 SIDE = IMAGE_SIZE // STRIDE
 

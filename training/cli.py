@@ -15,7 +15,7 @@ from core.settings import REPO_ROOT
 
 if TYPE_CHECKING:
     from models.clip_backbone import BaseClip
-    from models.training.dataset import FrameSet
+    from training.dataset import FrameSet
 
 WEIGHTS_DIR = REPO_ROOT / "models" / "weights"
 
@@ -67,8 +67,8 @@ def train_clip(
 
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
     from models.clip_backbone import BaseClip, create_clip
-    from models.training.clip_training import pretrain_clip
-    from models.training.dataset import (
+    from training.clip_training import pretrain_clip
+    from training.dataset import (
         BENCHMARK,
         CORPUS,
         ensure_export,
@@ -113,7 +113,7 @@ def train_sa_clip(out: Path, seed: int, steps: int) -> None:
 
     from models.checkpoints import BACKBONE_FILE, load_checkpoint
     from models.clip_backbone import BaseClip
-    from models.training.dataset import CORPUS, ensure_export, load_frames
+    from training.dataset import CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
@@ -129,7 +129,7 @@ def _train_sa_clip(
     base: BaseClip, corpus: FrameSet, out: Path, steps: int, origin: str, common: dict[str, Any]
 ) -> None:
     from models.checkpoints import save_checkpoint
-    from models.training.clip_training import finetune_sa_clip, fresh_copy
+    from training.clip_training import finetune_sa_clip, fresh_copy
 
     sa = finetune_sa_clip(fresh_copy(base), corpus, steps=steps, seed=common["seed"], log=_log)
     meta = {**common, "trained": True, "steps": steps, "origin": f"SA-CLIP on {origin}"}
@@ -163,8 +163,8 @@ def train_st_clip(out: Path, seed: int, shots: str) -> None:
 
 def _train_st_clip(base: BaseClip, backbone: Path, out: Path, shots: int, seed: int, common: dict[str, Any]) -> None:
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
-    from models.training.dataset import BENCHMARK, ensure_export, load_frames
-    from models.training.few_shot import frozen_features, sample_shots, train_prompts
+    from training.dataset import BENCHMARK, ensure_export, load_frames
+    from training.few_shot import frozen_features, sample_shots, train_prompts
 
     bench = load_frames(ensure_export(BENCHMARK), base.image_cfg.size)
     train_feats = frozen_features(base, bench, bench.split("train"))
@@ -190,8 +190,8 @@ def train_scene_graph(out: Path, seed: int, steps: int, batch_size: int) -> None
     from models.checkpoints import BACKBONE_FILE, load_checkpoint, save_checkpoint
     from models.clip_backbone import BaseClip
     from models.scene_graph import IMAGE_SIZE, SceneGraphModel
-    from models.training.dataset import CORPUS, ensure_export, load_frames
-    from models.training.scene_graph_training import train_scene_graph as train_model
+    from training.dataset import CORPUS, ensure_export, load_frames
+    from training.scene_graph_training import train_scene_graph as train_model
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from models.training.captions import alt_text, incident_captions, relation_captions
 from models.vocab import ANOMALY_PROMPTS, HELD_OUT_TYPES, ST_CONTEXT_FIELDS
 from roads.network import ROAD_CLASSES, load_network
 from sim.export import ExportConfig, episode_worlds, split_of
@@ -17,6 +16,7 @@ from sim.publish import gps_message
 from sim.truth import FrameTruth
 from sim.world import FrameEmission, GpsEmission, World, WorldConfig
 from streams.context.replay import replay_contexts
+from training.captions import alt_text, incident_captions, relation_captions
 
 
 @pytest.fixture(scope="module")
