@@ -6,8 +6,9 @@ last batch was never applied: after a restart or rebalance a segment window lost
 (measured: 1-4 of 20,000 updates per recovery). This reads each changelog partition on from the
 reported end, with a throwaway consumer that connects as the worker's own consumers do (the same
 servers, credentials and TLS context), and returns the true end. It is installed for the embedded
-broker only, unless told otherwise: Apache Kafka reports the true end. ``install`` checks that Faust still has the method it replaces, with the signature it was
-written against (tests/streams/test_library_quirks.py pins the versions it was measured on).
+broker only, unless told otherwise: Apache Kafka reports the true end. ``install`` checks that Faust
+still has the method it replaces, with the signature it was written against
+(tests/streams/test_library_quirks.py pins the versions it was measured on).
 """
 
 from __future__ import annotations
