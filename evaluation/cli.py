@@ -90,6 +90,25 @@ def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
     out.with_suffix(".json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
+@evaluate.command("zero-shot")
+@click.option(
+    "--weights",
+    "folders",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="folder with a base_clip.pt; repeat it to compare several side by side",
+)
+@out_option("var/eval/zero_shot.md")
+def zero_shot(folders: tuple[Path, ...], out: Path) -> None:
+    """Zero-shot aspect macro-F1 of each base CLIP on the benchmark's val and test episodes (minutes, not an hour).
+
+    For comparing base CLIPs, e.g. the shipped one and one from `fleetscope train lit-clip`, in one run."""
+    from evaluation.clip import zero_shot_table
+
+    write_report(out, zero_shot_table(list(folders), log=lambda m: click.echo(m, err=True)))
+
+
 @evaluate.command("scene-graph")
 @weights_dir_option("--weights", "directory with scene_graph.pt and scene_graph_ablation.pt", must_exist=True)
 @out_option("var/eval/scene_graph.md")

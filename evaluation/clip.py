@@ -39,6 +39,7 @@ from training.few_shot import (
     Features,
     aspect_scores,
     frozen_features,
+    image_features,
     predict,
     predict_zero_shot,
     sample_shots,
@@ -266,6 +267,32 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
         log(f"anomaly AUC on {source} done, {time.monotonic() - t0:.0f}s")
     report.wall_s = time.monotonic() - t0
     return report
+
+
+def zero_shot_table(weights: list[Path], log: Log = print) -> str:
+    """Zero-shot macro-F1 (accuracy) per aspect of the base CLIP in each of ``weights``, side by side, on the
+    benchmark's val and test episodes (neither takes part in any base CLIP's training; synthetic)."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    root = ensure_export(BENCHMARK)
+    lines = [
+        f"Zero-shot aspects on the benchmark (simulator seed {BENCHMARK.seed}; synthetic), macro-F1 (accuracy)",
+        "",
+        "| base CLIP | episodes | frames | " + " | ".join(ASPECTS) + " | mean F1 |",
+        "|---|---|---|" + "---|" * (len(ASPECTS) + 1),
+    ]
+    for folder in weights:
+        base = load_checkpoint(folder / BACKBONE_FILE)
+        assert isinstance(base, BaseClip)
+        frames = load_frames(root, base.image_cfg.size)
+        for split in ("val", "test"):
+            t0, idx = time.monotonic(), frames.split(split)
+            feats = image_features(base, frames, idx)
+            scores = aspect_scores(predict_zero_shot(base, feats), feats.labels)
+            cells = [f"{f1:.3f} ({acc:.3f})" for acc, f1 in scores.values()]
+            mean = float(np.mean([f1 for _, f1 in scores.values()]))
+            lines.append(f"| {folder} ({base.arch}) | {split} | {len(idx)} | " + " | ".join(cells) + f" | {mean:.3f} |")
+            log(f"zero-shot: {folder} on {split} done in {time.monotonic() - t0:.0f}s")
+    return "\n".join(lines)
 
 
 def anomaly_aucs(

@@ -100,6 +100,47 @@ def train_clip(
     _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
 
 
+@train.command("lit-clip")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/lit-clip"),
+    show_default=True,
+    help="folder base_clip.pt is written to (not the shipped weights: SA-CLIP and ST-CLIP cannot use it yet)",
+)
+@click.option("--seed", default=0, show_default=True, help="seed of initialisation, batch order and captions")
+@click.option(
+    "--clip-arch",
+    default="fleetscope-efficientnet-lite0",
+    show_default=True,
+    help="architecture with a pretrained tower",
+)
+@click.option("--steps", default=1500, show_default=True, help="steps (batch 64)")
+def train_lit_clip(out: Path, seed: int, clip_arch: str, steps: int) -> None:
+    """Base CLIP by locked-image text tuning: writes base_clip.pt to OUT (no SA-CLIP or ST-CLIP yet).
+
+    The image tower keeps its ImageNet weights (models/pretrained_tower.py); the text tower and the
+    projections learn from the simulator corpus (seed 101) with alt-text captions. The tower's
+    features of every corpus frame are computed first (printed as they go), then each step costs
+    the text tower only. Compare it with another base CLIP by `fleetscope eval zero-shot`.
+    """
+    import torch
+
+    from models.checkpoints import BACKBONE_FILE, save_checkpoint
+    from models.clip_backbone import create_clip
+    from training.clip_training import lit_clip
+    from training.dataset import CORPUS, ensure_export, load_frames
+
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    t0 = time.monotonic()
+    corpus = load_frames(ensure_export(CORPUS), create_clip(clip_arch)[1].size)
+    base = lit_clip(corpus, arch=clip_arch, steps=steps, seed=seed, log=_log)
+    origin = f"LiT: locked ImageNet tower, text tuned on the simulator corpus (seed {CORPUS.seed}, {steps} steps)"
+    meta = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch, "trained": True, "origin": origin}
+    path = save_checkpoint(base, "clip", out / BACKBONE_FILE, meta, half=True)
+    _log(f"wrote {path}  ({path.stat().st_size / 1e6:.1f} MB)  wall time {time.monotonic() - t0:.0f}s")
+
+
 @train.command("sa-clip")
 @weights_dir_option("--out", "folder with the base CLIP (base_clip.pt); sa_clip.pt is written there")
 @click.option("--seed", default=0, show_default=True, help="seed of batch order and caption choice")

@@ -3,6 +3,9 @@
 - ``pretrain_clip``: contrastive image-text pretraining from scratch on alt-text captions, as CLIP
   is pretrained on web alt text. Token-embedding rows of words that never occur stay exactly zero,
   so the checkpoint does not store them (``models.checkpoints``).
+- ``lit_clip``: locked-image text tuning (LiT, Zhai et al. 2022): a pretrained image tower
+  (``models.pretrained_tower``) stays as ImageNet left it, and the text tower, both projections and
+  the temperature learn from the same captions, so zero-shot transfer rests on pretrained features.
 - ``finetune_sa_clip``: SA-CLIP. The whole CLIP is fine-tuned contrastively on subject-relation-object
   captions, each image's text batch holding its true caption and that caption's hard negative
   (subject and object swapped, relation flipped), so the model must read the relation, not the nouns.
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, create_clip, tokenize
+from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, ImageCfg, create_clip, pretrained_tower_of, tokenize
 from models.sa_clip import SAClip
 from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
 from training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions
@@ -111,6 +114,65 @@ def pretrain_clip(
         loss = contrastive_loss(image, text, clip.logit_scale.exp())
         _update(opt, loss, clip)
         _report(log, "clip", step, steps, loss.item(), t0)
+    return BaseClip(clip, arch, image_cfg).eval()
+
+
+@torch.no_grad()
+def tower_features(
+    trunk: torch.nn.Module, frames: FrameSet, idx: np.ndarray, image_cfg: ImageCfg, batch: int = 64, log: Log = print
+) -> torch.Tensor:
+    """A locked tower's pooled features [len(idx), C] of frames ``idx``, with progress every few batches."""
+    trunk.eval()
+    out, t0 = [], time.monotonic()
+    for start in range(0, len(idx), batch):
+        out.append(trunk(frames.images(idx[start : start + batch], image_cfg)))
+        done = min(start + batch, len(idx))
+        if (start // batch) % 20 == 19 or done == len(idx):
+            log(f"tower features {done}/{len(idx)} frames  {time.monotonic() - t0:.0f}s")
+    return torch.cat(out)
+
+
+def lit_clip(
+    corpus: FrameSet,
+    *,
+    arch: str = "fleetscope-efficientnet-lite0",
+    steps: int = 1500,
+    batch: int = 64,
+    lr: float = 5e-4,
+    seed: int = 0,
+    log: Log = print,
+) -> BaseClip:
+    """LiT: train the text tower, both projections and the temperature of ``arch`` against its locked
+    pretrained image tower, on the corpus's train and val frames with alt-text captions.
+
+    The tower is locked with its batch-norm statistics and frames are not augmented, so each frame's
+    tower features are the same at every step: they are computed once, and a step costs the text
+    tower and the image projection only."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    clip, image_cfg = create_clip(arch)
+    if pretrained_tower_of(clip.visual) is None:
+        raise ValueError(f"{arch}: LiT needs a pretrained image tower (models.pretrained_tower)")
+    clip.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+    idx = corpus.split("train", "val")
+    kept = zero_unused_words(clip, arch, vocabulary_texts(corpus, idx, seed))
+    log(f"LiT on {arch}: {len(idx)} corpus frames at {image_cfg.size} px; {kept} word embeddings in use")
+    features = tower_features(clip.visual.trunk, corpus, idx, image_cfg, log=log)
+    trained = [p for p in clip.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    clip.train()
+    clip.visual.trunk.eval()
+    t0 = time.monotonic()
+    for step in range(1, steps + 1):
+        _schedule(opt, step, steps, lr, warmup=min(100, steps // 10 + 1))
+        pick = torch.randint(0, len(idx), (batch,), generator=gen)
+        texts = tokenize(arch, [alt_text(corpus.truth[i], rng) for i in idx[pick.numpy()]])
+        image = F.normalize(clip.visual.head(features[pick]), dim=-1)
+        text = F.normalize(clip.encode_text(texts), dim=-1)
+        loss = contrastive_loss(image, text, clip.logit_scale.exp())
+        _update(opt, loss, clip)
+        _report(log, "lit", step, steps, loss.item(), t0)
     return BaseClip(clip, arch, image_cfg).eval()
 
 

@@ -69,6 +69,17 @@ def frozen_features(base: BaseClip, frames: FrameSet, idx: np.ndarray, batch: in
     return Features(torch.cat(image), torch.cat(low), st, aspect_labels(frames, idx))
 
 
+@torch.no_grad()
+def image_features(base: BaseClip, frames: FrameSet, idx: np.ndarray, batch: int = 128) -> Features:
+    """Image embeddings of frames ``idx`` for any base CLIP (a ViT or a pretrained tower); no low-level tokens."""
+    image = [
+        F.normalize(base.clip.encode_image(frames.images(idx[start : start + batch], base.image_cfg)), dim=-1)
+        for start in range(0, len(idx), batch)
+    ]
+    st = torch.from_numpy(frames.st_context[idx])
+    return Features(torch.cat(image), torch.zeros(len(idx), 0), st, aspect_labels(frames, idx))
+
+
 def sample_shots(labels: torch.Tensor, k: int, seed: int) -> np.ndarray:
     """Row indices of a k-shot training set: k rows per class of every aspect (fewer where fewer exist)."""
     rng = np.random.default_rng(seed)
