@@ -139,3 +139,15 @@ def test_storing_the_same_alerts_again_leaves_the_table_identical(settings, segm
     asyncio.run(store_all(settings, list(reversed(batch))))
 
     assert rows_on(settings, segment) == first
+
+
+def test_a_replayed_incident_scored_a_few_ulps_apart_leaves_the_table_identical(settings, segment):
+    # Batched inference on CPU scores one frame slightly differently in batches of other sizes.
+    batch = [incident("car-a", segment, 0, 0.40029097), incident("car-b", segment, 10, 0.39105186)]
+    asyncio.run(store_all(settings, batch))
+    first = rows_on(settings, segment)
+
+    rescored = [a.model_copy(update={"score": a.score + 1.2e-7, "confidence": a.score + 1.2e-7}) for a in batch]
+    asyncio.run(store_all(settings, rescored))
+
+    assert rows_on(settings, segment) == first
