@@ -9,6 +9,11 @@ in shape and in kind (weight, bias, running mean, ...). open_clip builds timm to
 fleetscope architecture with such a tower is a JSON config like any other (``models/configs``).
 tests/models/test_pretrained_tower.py checks the file's sha256, that the mapped tower gives the
 reference package's outputs exactly, and that it names the espresso in a CC0 photograph.
+
+Locking such a tower (``lock``) freezes its batch norms with timm's own function: open_clip's
+``lock_image_tower(freeze_bn_stats=True)`` turns timm's ``BatchNormAct2d`` into a plain frozen batch
+norm and so drops the activation inside it (ReLU6 here); its features then grew to about 1e14 and
+training learned nothing (a test fails once open_clip keeps the activation).
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 
+import models.torchvision_compat  # noqa: F401  (before timm, which imports torchvision)
+
+# isort: split
 import torch
+from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
 from core.errors import ConfigError
@@ -109,3 +118,10 @@ def timm_state(shipped: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, 
 def load_pretrained(trunk: nn.Module, name: str) -> None:
     """Load tower ``name``'s ImageNet weights into a timm ``trunk`` built as ``TOWERS[name].timm_name``."""
     trunk.load_state_dict(timm_state(pretrained_state(name), trunk))
+
+
+def lock(trunk: nn.Module) -> nn.Module:
+    """A timm ``trunk`` with no trainable parameter and its batch-norm statistics frozen, activations kept."""
+    for param in trunk.parameters():
+        param.requires_grad = False
+    return freeze_batch_norm_2d(trunk)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from models import pretrained_tower
 from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, ImageCfg, create_clip, pretrained_tower_of, tokenize
 from models.sa_clip import SAClip
 from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
@@ -153,7 +154,7 @@ def lit_clip(
     clip, image_cfg = create_clip(arch)
     if pretrained_tower_of(clip.visual) is None:
         raise ValueError(f"{arch}: LiT needs a pretrained image tower (models.pretrained_tower)")
-    clip.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+    clip.visual.trunk = pretrained_tower.lock(clip.visual.trunk)
     idx = corpus.split("train", "val")
     kept = zero_unused_words(clip, arch, vocabulary_texts(corpus, idx, seed))
     log(f"LiT on {arch}: {len(idx)} corpus frames at {image_cfg.size} px; {kept} word embeddings in use")

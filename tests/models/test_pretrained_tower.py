@@ -66,3 +66,25 @@ def test_a_clip_on_the_lite0_tower_starts_from_the_imagenet_weights_and_their_no
     assert torch.equal(clip.visual.trunk.conv_stem.weight, shipped["_conv_stem.weight"])
     assert torch.equal(clip.visual.trunk.bn2.running_var, shipped["_bn1.running_var"])
     assert (image_cfg.size, image_cfg.mean, image_cfg.std) == (224, pretrained_tower.MEAN, pretrained_tower.STD)
+
+
+def test_locking_the_tower_freezes_it_and_keeps_its_outputs() -> None:
+    clip, _ = create_clip("fleetscope-efficientnet-lite0")
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = clip.visual.trunk.eval()(images)
+        locked = pretrained_tower.lock(clip.visual.trunk)
+        after = locked.train()(images)  # frozen statistics are used even in training mode
+    assert not any(p.requires_grad for p in locked.parameters())
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+
+
+def test_open_clips_own_batch_norm_freeze_still_drops_timms_activation() -> None:
+    # The quirk pretrained_tower.lock works around; when this fails, open_clip keeps the activation.
+    clip, _ = create_clip("fleetscope-efficientnet-lite0")
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = clip.visual.trunk.eval()(images)
+        clip.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
+        after = clip.visual.trunk(images)
+    assert after.abs().mean() > 1000 * before.abs().mean()
