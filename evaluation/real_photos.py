@@ -132,6 +132,26 @@ def as_jpeg(data: bytes) -> bytes:
     return buf.getvalue()
 
 
+def aspects_said(aspects: Mapping[str, str]) -> str:
+    """The aspect answers the check reads, in words."""
+    return f"{aspects['weather_lighting']}, {aspects['congestion']}, {aspects['scene_type']}"
+
+
+def aspect_contradictions(photo: Photo, aspects: Mapping[str, str]) -> tuple[list[str], int]:
+    """Which facts of ``photo`` a label per aspect contradicts, and how many facts it was checked against."""
+    facts = photo.facts
+    weather, congestion = aspects["weather_lighting"], aspects["congestion"]
+    wrong: list[str] = []
+    if facts.get("daylight") is not None:
+        if facts["daylight"] and weather == "night" or not facts["daylight"] and weather == "clear day":
+            wrong.append(f"daylight is {str(facts['daylight']).lower()}, says {weather}")
+    if weather in ("rain", "snow"):
+        wrong.append(f"no rain or snow falls, says {weather}")
+    if facts.get("vehicles") is False and congestion in ("heavy", "standstill"):
+        wrong.append(f"no vehicles, says {congestion} traffic")
+    return wrong, 1 + (facts.get("daylight") is not None) + (facts.get("vehicles") is False)
+
+
 def judge(photo: Photo, aspects: Mapping[str, str], anomaly: tuple[str, float], objects: list[str]) -> Verdict:
     """Compare the models' answers with the photo's facts.
 
@@ -140,18 +160,8 @@ def judge(photo: Photo, aspects: Mapping[str, str], anomaly: tuple[str, float], 
     """
     facts = photo.facts
     v = Verdict(photo)
-    weather, congestion = aspects["weather_lighting"], aspects["congestion"]
-    v.said["st_clip"] = f"{weather}, {congestion}, {aspects['scene_type']}"
-    st: list[str] = []
-    if facts.get("daylight") is not None:
-        if facts["daylight"] and weather == "night" or not facts["daylight"] and weather == "clear day":
-            st.append(f"daylight is {str(facts['daylight']).lower()}, says {weather}")
-    if weather in ("rain", "snow"):
-        st.append(f"no rain or snow falls, says {weather}")
-    if facts.get("vehicles") is False and congestion in ("heavy", "standstill"):
-        st.append(f"no vehicles, says {congestion} traffic")
-    v.checked["st_clip"] = 1 + (facts.get("daylight") is not None) + (facts.get("vehicles") is False)
-    v.contradictions["st_clip"] = st
+    v.said["st_clip"] = aspects_said(aspects)
+    v.contradictions["st_clip"], v.checked["st_clip"] = aspect_contradictions(photo, aspects)
 
     kind, score = anomaly
     v.said["sa_clip"] = f"{kind} {score:.2f}"

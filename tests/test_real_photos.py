@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 from PIL import Image
 
@@ -62,3 +63,15 @@ def test_a_png_is_sent_as_a_jpeg_and_a_jpeg_as_it_is() -> None:
     jpeg = as_jpeg(png.getvalue())
     assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
     assert as_jpeg(jpeg) == jpeg
+
+
+def test_a_base_clips_zero_shot_aspects_are_judged_on_each_photo() -> None:
+    from evaluation.clip import zero_shot_photos
+    from models.checkpoints import SHIPPED_DIR
+
+    coffee = (Path(__file__).parent / "models" / "data" / "coffee.jpg").read_bytes()
+    cup = Photo("coffee", "pkg", "a/b.jpg", "0" * 64, "a coffee cup", {"daylight": None, "vehicles": False})
+    text = zero_shot_photos([SHIPPED_DIR], {"coffee": coffee, "absent": coffee}, [cup])
+    row = next(line for line in text.splitlines() if line.startswith(f"| {SHIPPED_DIR}"))
+    assert re.search(r"\| [01] of 1 \| [0-2] / 2 \|$", row), row  # one photo; two facts: the weather, no vehicles
+    assert sum(line.lstrip().startswith("coffee ") for line in text.splitlines()) == 1

@@ -147,8 +147,13 @@ def predict(model: STClip, feats: Features, batch: int = 128) -> torch.Tensor:
 @torch.no_grad()
 def predict_zero_shot(base: BaseClip, feats: Features) -> torch.Tensor:
     """Zero-shot CLIP: each class's hand-written prompt (``captions.ASPECT_PHRASES``), the nearest wins."""
+    return zero_shot_classes(base, feats.image)
+
+
+def zero_shot_classes(base: BaseClip, image: torch.Tensor) -> torch.Tensor:
+    """Class index per aspect [N, n_aspects] of normalised image embeddings ``image``, by zero-shot prompts."""
     prompts = [ZERO_SHOT_TEMPLATE.format(ASPECT_PHRASES[a][c]) for a, classes in ASPECTS.items() for c in classes]
-    return _argmax_per_aspect(feats.image @ text_embeddings(base.clip, base.arch, prompts).T)
+    return _argmax_per_aspect(image @ text_embeddings(base.clip, base.arch, prompts).T)
 
 
 def _argmax_per_aspect(logits: torch.Tensor) -> torch.Tensor:
