@@ -60,12 +60,15 @@ def test_a_tower_refuses_the_weights_of_another_tower() -> None:
         pretrained_tower.timm_state(pretrained_tower.pretrained_state("lite0"), lite1)
 
 
-def test_a_clip_on_the_lite0_tower_starts_from_the_imagenet_weights_and_their_normalisation() -> None:
-    clip, image_cfg = create_clip("fleetscope-efficientnet-lite0")
+@pytest.mark.parametrize(
+    "arch, size", [("fleetscope-efficientnet-lite0", 224), ("fleetscope-efficientnet-lite0-128", 128)]
+)
+def test_a_clip_on_the_lite0_tower_starts_from_the_imagenet_weights_and_their_normalisation(arch, size) -> None:
+    clip, image_cfg = create_clip(arch)
     shipped = pretrained_tower.pretrained_state("lite0")
     assert torch.equal(clip.visual.trunk.conv_stem.weight, shipped["_conv_stem.weight"])
     assert torch.equal(clip.visual.trunk.bn2.running_var, shipped["_bn1.running_var"])
-    assert (image_cfg.size, image_cfg.mean, image_cfg.std) == (224, pretrained_tower.MEAN, pretrained_tower.STD)
+    assert (image_cfg.size, image_cfg.mean, image_cfg.std) == (size, pretrained_tower.MEAN, pretrained_tower.STD)
 
 
 def test_locking_the_tower_freezes_it_and_keeps_its_outputs() -> None:
