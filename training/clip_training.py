@@ -97,25 +97,49 @@ def pretrain_clip(
 ) -> BaseClip:
     """Pretrain a CLIP of ``arch`` from scratch on the corpus's train and val frames with alt-text captions."""
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     clip, image_cfg = create_clip(arch)
     idx = corpus.split("train", "val")
     kept = zero_unused_words(clip, arch, vocabulary_texts(corpus, idx, seed))
     log(f"pretraining {arch} on {len(idx)} corpus frames; {kept} word embeddings in use")
-    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+
+    def images(pick: torch.Tensor) -> torch.Tensor:
+        return clip.encode_image(corpus.images(idx[pick.numpy()], image_cfg))
+
+    _train_on_alt_text(clip, arch, corpus, idx, images, "clip", steps=steps, batch=batch, lr=lr, seed=seed, log=log)
+    return BaseClip(clip, arch, image_cfg).eval()
+
+
+def _train_on_alt_text(
+    clip: CLIP,
+    arch: str,
+    corpus: FrameSet,
+    idx: np.ndarray,
+    images: Callable[[torch.Tensor], torch.Tensor],
+    name: str,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    log: Log,
+) -> None:
+    """Contrastive steps on alt-text captions of frames ``idx``: ``images(pick)`` embeds ``idx[pick]``.
+
+    Only the parameters that require gradients learn."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW([p for p in clip.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
     clip.train()
     t0 = time.monotonic()
     for step in range(1, steps + 1):
         _schedule(opt, step, steps, lr, warmup=min(100, steps // 10 + 1))
-        rows = idx[torch.randint(0, len(idx), (batch,), generator=gen).numpy()]
-        texts = tokenize(arch, [alt_text(corpus.truth[i], rng) for i in rows])
-        image = F.normalize(clip.encode_image(corpus.images(rows, image_cfg)), dim=-1)
+        pick = torch.randint(0, len(idx), (batch,), generator=gen)
+        texts = tokenize(arch, [alt_text(corpus.truth[i], rng) for i in idx[pick.numpy()]])
+        image = F.normalize(images(pick), dim=-1)
         text = F.normalize(clip.encode_text(texts), dim=-1)
         loss = contrastive_loss(image, text, clip.logit_scale.exp())
         _update(opt, loss, clip)
-        _report(log, "clip", step, steps, loss.item(), t0)
-    return BaseClip(clip, arch, image_cfg).eval()
+        _report(log, name, step, steps, loss.item(), t0)
 
 
 @torch.no_grad()
@@ -150,7 +174,6 @@ def lit_clip(
     tower features are the same at every step: they are computed once, and a step costs the text
     tower and the image projection only."""
     torch.manual_seed(seed)
-    rng = random.Random(seed)
     clip, image_cfg = create_clip(arch)
     if pretrained_tower_of(clip.visual) is None:
         raise ValueError(f"{arch}: LiT needs a pretrained image tower (models.pretrained_tower)")
@@ -159,21 +182,11 @@ def lit_clip(
     kept = zero_unused_words(clip, arch, vocabulary_texts(corpus, idx, seed))
     log(f"LiT on {arch}: {len(idx)} corpus frames at {image_cfg.size} px; {kept} word embeddings in use")
     features = tower_features(clip.visual.trunk, corpus, idx, image_cfg, log=log)
-    trained = [p for p in clip.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trained, lr=lr, weight_decay=0.05)
-    gen = torch.Generator().manual_seed(seed)
-    clip.train()
-    clip.visual.trunk.eval()
-    t0 = time.monotonic()
-    for step in range(1, steps + 1):
-        _schedule(opt, step, steps, lr, warmup=min(100, steps // 10 + 1))
-        pick = torch.randint(0, len(idx), (batch,), generator=gen)
-        texts = tokenize(arch, [alt_text(corpus.truth[i], rng) for i in idx[pick.numpy()]])
-        image = F.normalize(clip.visual.head(features[pick]), dim=-1)
-        text = F.normalize(clip.encode_text(texts), dim=-1)
-        loss = contrastive_loss(image, text, clip.logit_scale.exp())
-        _update(opt, loss, clip)
-        _report(log, "lit", step, steps, loss.item(), t0)
+
+    def images(pick: torch.Tensor) -> torch.Tensor:
+        return clip.visual.head(features[pick])  # the trunk is never run in the steps: its mode does not matter
+
+    _train_on_alt_text(clip, arch, corpus, idx, images, "lit", steps=steps, batch=batch, lr=lr, seed=seed, log=log)
     return BaseClip(clip, arch, image_cfg).eval()
 
 
