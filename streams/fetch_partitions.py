@@ -15,11 +15,11 @@ that Faust's method is still the one this wraps (tests/streams/test_library_quir
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.library_source import require_measured
 
 _getmany = faust_aiokafka.AIOKafkaConsumerThread.getmany
 # sha256 of inspect.getsource(AIOKafkaConsumerThread.getmany) in faust-streaming 0.15.3.
@@ -51,11 +51,6 @@ class FetchesInFlight:
 IN_FLIGHT = FetchesInFlight()
 
 
-def source_digest() -> str:
-    """The digest of the method this wraps, as installed."""
-    return hashlib.sha256(inspect.getsource(_getmany).encode()).hexdigest()
-
-
 async def getmany(self: Any, active_partitions: Any, timeout: float) -> Any:
     """Faust's fetch, given the partitions active now rather than the set Faust goes on changing."""
     if active_partitions is not None:
@@ -73,9 +68,10 @@ def install() -> None:
     """Use the copying fetch for every worker (idempotent; call before the worker starts).
 
     Raises RuntimeError when Faust's ``AIOKafkaConsumerThread.getmany`` is not the measured one."""
-    if source_digest() != MEASURED_SOURCE:
-        raise RuntimeError(
-            "faust's AIOKafkaConsumerThread.getmany changed: streams/fetch_partitions.py must be checked"
-            " against this faust-streaming version (does it still pass its live set of active partitions?)"
-        )
+    require_measured(
+        _getmany,
+        MEASURED_SOURCE,
+        "streams/fetch_partitions.py",
+        "does it still pass its live set of active partitions?",
+    )
     faust_aiokafka.AIOKafkaConsumerThread.getmany = getmany  # type: ignore[method-assign]

@@ -15,22 +15,16 @@ written against (tests/streams/test_library_quirks.py pins the versions).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 from typing import Any
 
 from faust.tables.recovery import Recovery
 
 from streams import fetch_partitions
+from streams.library_source import require_measured
 
 _original = Recovery.on_recovery_completed
 # sha256 of inspect.getsource(Recovery.on_recovery_completed) in faust-streaming 0.15.3.
 MEASURED_SOURCE = "6ef567acf072e46da3fccbccc6d662371f634f622c3d510972d5df81f70ae3ac"
-
-
-def source_digest() -> str:
-    """The digest of the method this replaces, as installed."""
-    return hashlib.sha256(inspect.getsource(_original).encode()).hexdigest()
 
 
 async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
@@ -72,9 +66,5 @@ def install() -> None:
     """Use the reordered method for every worker (idempotent; call before the worker starts).
 
     Raises RuntimeError when Faust's ``Recovery.on_recovery_completed`` is not the measured one."""
-    if source_digest() != MEASURED_SOURCE:
-        raise RuntimeError(
-            "faust's Recovery.on_recovery_completed changed: streams/recovery_seek.py must be checked"
-            " against this faust-streaming version (does it still resume before it seeks?)"
-        )
+    require_measured(_original, MEASURED_SOURCE, "streams/recovery_seek.py", "does it still resume before it seeks?")
     Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]

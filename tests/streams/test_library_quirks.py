@@ -17,6 +17,7 @@ from faust.types import TP
 from core.settings import load_settings
 from streams import changelog_recovery, fetch_partitions, recovery_seek
 from streams.app import create_app
+from streams.library_source import require_measured, source_digest
 
 # The versions the fixes were measured on (streams/fetch_wait.py, fetch_partitions.py, changelog_recovery.py,
 # recovery_seek.py).
@@ -42,14 +43,14 @@ def test_the_changelog_end_fix_is_installed_for_the_embedded_broker_unless_told_
 
 def test_the_recovery_seek_fix_replaces_the_method_it_was_written_against() -> None:
     # A changed method may have fixed the order, or changed what the copy must keep: read it again.
-    assert recovery_seek.source_digest() == recovery_seek.MEASURED_SOURCE
+    assert source_digest(recovery_seek._original) == recovery_seek.MEASURED_SOURCE
     create_app(load_settings())
     assert Recovery.on_recovery_completed is recovery_seek.on_recovery_completed
 
 
 def test_the_fetch_partitions_fix_wraps_the_method_it_was_written_against() -> None:
     # A changed method may copy the set itself, or fetch another way: read it again.
-    assert fetch_partitions.source_digest() == fetch_partitions.MEASURED_SOURCE
+    assert source_digest(fetch_partitions._getmany) == fetch_partitions.MEASURED_SOURCE
     create_app(load_settings())
     assert faust_aiokafka.AIOKafkaConsumerThread.getmany is fetch_partitions.getmany
 
@@ -111,3 +112,9 @@ def test_the_changelog_end_reader_connects_with_the_workers_credentials(monkeypa
         asyncio.run(changelog_recovery._exact_highwaters(thread, [TP("fleetscope-segment-windows-changelog", 0)]))
     assert built[0]["sasl_plain_username"] == "fleet" and built[0]["sasl_plain_password"] == "secret"
     assert built[0]["security_protocol"] == "SASL_PLAINTEXT"
+
+
+def test_a_fix_refuses_to_install_over_code_it_was_not_measured_on() -> None:
+    with pytest.raises(RuntimeError, match=r"faust's Recovery\.on_recovery_completed changed: streams/x\.py must be"):
+        require_measured(recovery_seek._original, "0" * 64, "streams/x.py", "still the same?")
+    require_measured(recovery_seek._original, recovery_seek.MEASURED_SOURCE, "streams/x.py", "still the same?")
