@@ -46,11 +46,14 @@ FROZEN_BACKBONE = {"st_clip"}  # models whose CLIP stays frozen: their checkpoin
 SPARSE_ROWS = "token_embedding.weight"
 
 
-def build_model(name: str, arch: str = DEFAULT_ARCH, weights: str | Path | None = None, **options: Any) -> ClipModel:
-    """A new ``name`` model on a CLIP ``arch`` backbone (``weights``: pretrained CLIP, None = random)."""
+def build_model(
+    name: str, arch: str = DEFAULT_ARCH, weights: str | Path | None = None, *, imagenet: bool = True, **options: Any
+) -> ClipModel:
+    """A new ``name`` model on a CLIP ``arch`` backbone (``weights``: pretrained CLIP, None = random;
+    ``imagenet``: a pretrained image tower starts from ImageNet, see ``create_clip``)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    clip, image_cfg = create_clip(arch, weights)
+    clip, image_cfg = create_clip(arch, weights, imagenet=imagenet)
     return MODELS[name](clip, arch, image_cfg, **options)
 
 
@@ -151,7 +154,8 @@ def load_checkpoint(path: str | Path) -> ClipModel:
         if missing:
             raise ValueError(f"{path} lacks weights for {sorted(missing)[:5]}")
     else:
-        model = build_model(ckpt["model"], ckpt["clip_arch"], **ckpt["options"])
+        # The checkpoint holds every weight: reading a pretrained tower's ImageNet file first would be wasted.
+        model = build_model(ckpt["model"], ckpt["clip_arch"], imagenet=False, **ckpt["options"])
         model.load_state_dict(state)
     model.image_cfg = ImageCfg.from_dict(ckpt["preprocess"])
     model.meta = ckpt["meta"]

@@ -56,12 +56,15 @@ def _quiet_random_init(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("No pretrained weights loaded")
 
 
-def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> tuple[CLIP, ImageCfg]:
+def create_clip(
+    arch: str = DEFAULT_ARCH, weights: str | Path | None = None, *, imagenet: bool = True
+) -> tuple[CLIP, ImageCfg]:
     """Build an open_clip CLIP of ``arch`` with ``weights`` (file path or open_clip tag; None = random).
 
     Only CLIP models with open_clip's own text transformer are accepted (the fleetscope models feed
     learned word embeddings to it), and an image tower that is a ViT (they read its intermediate
-    tokens) or one of ``models.pretrained_tower``'s, which without ``weights`` starts from ImageNet.
+    tokens) or one of ``models.pretrained_tower``'s, which without ``weights`` starts from ImageNet
+    (unless ``imagenet`` is False: a checkpoint is about to replace every weight).
     """
     root = logging.getLogger()
     root.addFilter(_quiet_random_init)
@@ -76,7 +79,7 @@ def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> 
             f" EfficientNet-Lite ({', '.join(t.timm_name for t in pretrained_tower.TOWERS.values())}) image tower"
         )
     if tower:
-        if weights is None:
+        if weights is None and imagenet:
             pretrained_tower.load_pretrained(model.visual.trunk, tower)
         size = model.visual.image_size[0]
         return model, ImageCfg(size=int(size), mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
@@ -87,6 +90,19 @@ def create_clip(arch: str = DEFAULT_ARCH, weights: str | Path | None = None) -> 
             raise ValueError(f"{arch}: non-square image size {size} is not supported")
         size = size[0]
     return model, ImageCfg(size=int(size), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+
+
+def image_size(arch: str) -> int:
+    """The square input side of ``arch``'s image tower, from its config (no model is built)."""
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip architecture {arch!r}")
+    size = cfg["vision_cfg"].get("image_size", 224)
+    if isinstance(size, (tuple, list)):
+        if size[0] != size[1]:
+            raise ValueError(f"{arch}: non-square image size {size} is not supported")
+        size = size[0]
+    return int(size)
 
 
 def pretrained_tower_of(visual: nn.Module) -> str | None:

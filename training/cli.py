@@ -66,7 +66,7 @@ def train_clip(
     import torch
 
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
-    from models.clip_backbone import BaseClip, create_clip
+    from models.clip_backbone import BaseClip, create_clip, image_size
     from training.clip_training import pretrain_clip
     from training.dataset import (
         BENCHMARK,
@@ -85,7 +85,7 @@ def train_clip(
         corpus = load_frames(corpus_root, image_cfg.size)
         origin = f"pretrained weights {clip_weights}"
     else:
-        corpus = load_frames(corpus_root, create_clip(clip_arch)[1].size)
+        corpus = load_frames(corpus_root, image_size(clip_arch))
         base = pretrain_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
         origin = f"pretrained from scratch on the simulator corpus (seed {CORPUS.seed}, {pretrain_steps} steps)"
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch}
@@ -127,13 +127,13 @@ def train_lit_clip(out: Path, seed: int, clip_arch: str, steps: int) -> None:
     import torch
 
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
-    from models.clip_backbone import create_clip
+    from models.clip_backbone import image_size
     from training.clip_training import lit_clip
     from training.dataset import CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
-    corpus = load_frames(ensure_export(CORPUS), create_clip(clip_arch)[1].size)
+    corpus = load_frames(ensure_export(CORPUS), image_size(clip_arch))
     base = lit_clip(corpus, arch=clip_arch, steps=steps, seed=seed, log=_log)
     origin = f"LiT: locked ImageNet tower, text tuned on the simulator corpus (seed {CORPUS.seed}, {steps} steps)"
     meta = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": clip_arch, "trained": True, "origin": origin}

@@ -14,7 +14,8 @@ import torch
 from efficientnet_lite_pytorch import EfficientNet  # the architecture the weights were saved from
 
 from models import pretrained_tower
-from models.clip_backbone import create_clip
+from models.checkpoints import load_checkpoint, save_checkpoint
+from models.clip_backbone import BaseClip, create_clip, image_size
 from models.preprocess import to_tensor_batch
 
 # scikit-image's data/coffee.png (CC0, "Coffee cup" by Rachel Michetti), resized to 224 x 224.
@@ -91,3 +92,27 @@ def test_open_clips_own_batch_norm_freeze_still_drops_timms_activation() -> None
         clip.lock_image_tower(unlocked_groups=0, freeze_bn_stats=True)
         after = clip.visual.trunk(images)
     assert after.abs().mean() > 1000 * before.abs().mean()
+
+
+@pytest.mark.parametrize(
+    "arch", ["fleetscope-vit-tiny", "fleetscope-efficientnet-lite0", "fleetscope-efficientnet-lite0-128"]
+)
+def test_an_architectures_image_size_is_read_without_building_it(arch) -> None:
+    assert image_size(arch) == create_clip(arch)[1].size
+
+
+def test_a_checkpoint_on_the_tower_loads_without_reading_the_imagenet_file(tmp_path, monkeypatch) -> None:
+    clip, image_cfg = create_clip("fleetscope-efficientnet-lite0")
+    path = save_checkpoint(
+        BaseClip(clip, "fleetscope-efficientnet-lite0", image_cfg),
+        "clip",
+        tmp_path / "b.pt",
+        {"trained": False, "seed": 0},
+    )
+
+    def unread(name: str) -> None:
+        raise AssertionError("the ImageNet file was read")
+
+    monkeypatch.setattr(pretrained_tower, "pretrained_state", unread)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded.clip.visual.trunk.conv_stem.weight, clip.visual.trunk.conv_stem.weight)
