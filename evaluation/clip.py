@@ -282,10 +282,14 @@ def zero_shot_table(weights: list[Path], log: Log = print) -> str:
         "| base CLIP | episodes | frames | " + " | ".join(ASPECTS) + " | mean F1 |",
         "|---|---|---|" + "---|" * (len(ASPECTS) + 1),
     ]
+    by_size: dict[int, FrameSet] = {}  # base CLIPs of one input size share the decoded frames
     for folder in weights:
         base = load_checkpoint(folder / BACKBONE_FILE)
         assert isinstance(base, BaseClip)
-        frames = load_frames(root, base.image_cfg.size)
+        size = base.image_cfg.size
+        if size not in by_size:
+            by_size[size] = load_frames(root, size)
+        frames = by_size[size]
         for split in ("val", "test"):
             t0, idx = time.monotonic(), frames.split(split)
             feats = image_features(base, frames, idx)
