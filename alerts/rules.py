@@ -32,7 +32,9 @@ class AnomalyCondition(_Strict):
     Alone, ``type`` must be the most probable anomalous relation and ``min_score`` applies to the whole
     anomalous probability mass. With ``grouped_with``, the type's relation and those look-alikes (a
     crash is also a car standing with hazard lights) are scored together: their summed probability
-    must reach ``min_score`` and the type's own share of that sum ``min_share``.
+    must reach ``min_score`` and the type's own share of that sum ``min_share``. The sum is capped at 1:
+    an SA-CLIP that scores each type against the normal prompts alone (``models.sa_clip``, "normals")
+    can give two look-alikes a probability near 1 each.
     """
 
     type: str
@@ -57,8 +59,9 @@ class AnomalyCondition(_Strict):
             ok = anomaly.type == self.type and anomaly.score >= self.min_score
             return anomaly.score if ok else None
         own = anomaly.relation_scores.get(ANOMALY_PROMPTS[self.type], 0.0)
-        group = own + sum(anomaly.relation_scores.get(ANOMALY_PROMPTS[t], 0.0) for t in self.grouped_with)
-        ok = group >= self.min_score and group > 0 and own / group >= self.min_share
+        summed = own + sum(anomaly.relation_scores.get(ANOMALY_PROMPTS[t], 0.0) for t in self.grouped_with)
+        group = min(summed, 1.0)
+        ok = group >= self.min_score and summed > 0 and own / summed >= self.min_share
         return group if ok else None
 
 

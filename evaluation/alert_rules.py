@@ -106,7 +106,8 @@ def side_by_side(reports: dict[str, AlertReport], held_out: list[str]) -> str:
     return "\n".join(lines)
 
 
-MIN_SCORES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+# From 0.1: an SA-CLIP scored against the normal prompts alone (models.sa_clip) puts its anomalies lower.
+MIN_SCORES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 MIN_SHARES = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)
 
 

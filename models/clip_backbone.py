@@ -105,6 +105,15 @@ def image_size(arch: str) -> int:
     return int(size)
 
 
+def has_pretrained_tower(arch: str) -> bool:
+    """Whether ``arch``'s image tower is one of ``models.pretrained_tower``'s, from its config (no model is built)."""
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise ValueError(f"unknown open_clip architecture {arch!r}")
+    name = cfg["vision_cfg"].get("timm_model_name")
+    return any(t.timm_name == name for t in pretrained_tower.TOWERS.values())
+
+
 def pretrained_tower_of(visual: nn.Module) -> str | None:
     """The ``models.pretrained_tower`` name (lite0, ...) of an open_clip timm image tower, else None."""
     if not isinstance(visual, TimmModel):

@@ -125,3 +125,19 @@ def lock(trunk: nn.Module) -> nn.Module:
     for param in trunk.parameters():
         param.requires_grad = False
     return freeze_batch_norm_2d(trunk)
+
+
+def split_top(trunk: nn.Module, stages: int = 1) -> tuple[nn.Module, nn.Module]:
+    """A timm EfficientNet ``trunk`` as (bottom, top), sharing its modules: ``top(bottom(x)) == trunk(x)``.
+
+    ``top`` is the last ``stages`` block stages with the head convolution and the pooling: the part
+    SA-CLIP unlocks. With the bottom locked and frames not augmented, the bottom's output of a frame
+    is the same at every step, so fine-tuning can compute it once.
+    """
+    part = trunk.get_submodule
+    blocks = list(part("blocks").children())
+    if not 0 < stages < len(blocks):
+        raise ValueError(f"stages must be between 1 and {len(blocks) - 1}, not {stages}")
+    bottom = nn.Sequential(part("conv_stem"), part("bn1"), *blocks[:-stages])
+    top = nn.Sequential(*blocks[-stages:], part("conv_head"), part("bn2"), part("global_pool"))
+    return bottom, top

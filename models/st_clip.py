@@ -7,8 +7,12 @@ SCAMP (arXiv 2511.08978) on a frozen CLIP:
 2. each aspect has learnable prompt words (CoOp); a per-aspect projection of the context vector is
    added to them (like CoCoOp's meta-net, but driven by ST context instead of the image), and the
    frozen text tower turns "<ctx_1..ctx_n> <class name>." into one class embedding per sample;
-3. the image side is bi-level: the CLIP image embedding plus a projection of pooled low-level
-   tokens from the middle of the ViT.
+3. optionally (``st_residual``) the context vector also moves each class's logit directly, through a
+   zero-initialised linear map: the shift in 2. is the same for every class of an aspect and can
+   hardly reorder them, while scene type and road width follow almost directly from the segment's
+   road class and lanes;
+4. the image side is the CLIP image embedding, on a ViT optionally (``low_level``) plus a projection
+   of pooled low-level tokens from its middle block.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from models.clip_backbone import (
     CLIP,
     ClipModel,
     ImageCfg,
+    VisionTransformer,
     encode_image_tokens,
     encode_text_embeds,
     middle_layer,
@@ -66,9 +71,10 @@ class STClip(ClipModel):
     """forward(images [B,3,H,W], st_context [B,16]) -> {aspect: class probabilities [B, n_classes]}.
 
     ``condition`` says what shifts the prompt words: ``"st"`` the ST context (ST-CLIP), ``"image"``
-    the image embedding (the CoCoOp baseline) or ``"none"`` (CoOp). ``low_level`` adds the pooled
-    middle-layer ViT tokens to the image embedding (ST-CLIP's bi-level visual side). The baselines
-    are this class with those two options changed, so every method trains and runs the same way.
+    the image embedding (the CoCoOp baseline) or ``"none"`` (CoOp). ``st_residual`` (with ``"st"``)
+    adds a per-class logit from the ST context. ``low_level`` adds the pooled middle-layer ViT tokens
+    to the image embedding (ST-CLIP's bi-level visual side; a ViT backbone only). The baselines are
+    this class with those options changed, so every method trains and runs the same way.
     """
 
     prompt_ids: torch.Tensor
@@ -83,16 +89,26 @@ class STClip(ClipModel):
         ctx_dim: int = 64,
         condition: str = "st",
         low_level: bool = False,
+        st_residual: bool = False,
     ) -> None:
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, not {condition!r}")
-        super().__init__(clip, arch, image_cfg, n_ctx=n_ctx, ctx_dim=ctx_dim, condition=condition, low_level=low_level)
+        if st_residual and condition != "st":
+            raise ValueError("st_residual needs condition 'st' (it maps the ST context to logits)")
+        vit = isinstance(clip.visual, VisionTransformer)
+        if low_level and not vit:
+            raise ValueError(f"{arch}: low-level tokens need a ViT image tower")
+        # st_residual is left out of the options when off, so checkpoints saved before it existed stay equal.
+        extra = {"st_residual": True} if st_residual else {}
+        options = {"n_ctx": n_ctx, "ctx_dim": ctx_dim, "condition": condition, "low_level": low_level, **extra}
+        super().__init__(clip, arch, image_cfg, **options)
         self.clip = clip.requires_grad_(False)  # frozen backbone: only prompts and adapters learn
         width = clip.token_embedding.embedding_dim
-        embed_dim = clip.visual.output_dim
+        proj = clip.text_projection  # the joint embedding's width, whatever the image tower
+        embed_dim = proj.out_features if isinstance(proj, nn.Linear) else proj.shape[1]
         self.n_ctx = n_ctx
         self.condition = condition
-        self.layer = middle_layer(clip.visual)
+        self.layer = middle_layer(clip.visual) if vit else None
 
         # One prompt per (aspect, class), all aspects in one text batch; "X" words are placeholders
         # whose embeddings are replaced by the learned context (position 0 is start-of-text).
@@ -118,10 +134,16 @@ class STClip(ClipModel):
                 nn.init.zeros_(out.bias)
                 nets.append(nn.Sequential(hidden, nn.ReLU(), out))
             self.meta_net = nn.ModuleList(nets)
+        self.st_residual: nn.Linear | None = None
+        if st_residual:
+            self.st_residual = nn.Linear(ctx_dim, len(names))
+            # Zero-init, as the meta-net: an untrained residual leaves the prompts' logits as they are.
+            nn.init.zeros_(self.st_residual.weight)
+            nn.init.zeros_(self.st_residual.bias)
 
-        grid_width = clip.visual.transformer.width
         self.low_level: nn.Sequential | None = None
         if low_level:
+            grid_width = clip.visual.transformer.width
             low_level_proj = nn.Linear(grid_width, embed_dim)
             # Zero-init: an untrained adapter leaves CLIP's image embedding (and its zero-shot alignment) intact.
             nn.init.zeros_(low_level_proj.weight)
@@ -151,7 +173,10 @@ class STClip(ClipModel):
 
     @torch.no_grad()
     def frozen_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """What the frozen CLIP gives for ``images``: normalised image embedding, pooled middle-layer tokens."""
+        """What the frozen CLIP gives for ``images``: normalised image embedding, pooled middle-layer tokens
+        (none, [B, 0], on a tower that is not a ViT)."""
+        if self.layer is None:
+            return F.normalize(self.clip.encode_image(images), dim=-1), images.new_zeros(len(images), 0)
         image_emb, tokens = encode_image_tokens(self.clip.visual, images, self.layer)
         return F.normalize(image_emb, dim=-1), tokens.mean(dim=1)
 
@@ -160,7 +185,11 @@ class STClip(ClipModel):
         image = image_emb if self.low_level is None else F.normalize(image_emb + self.low_level(low), dim=-1)
         condition = st_context if self.condition == "st" else image_emb if self.condition == "image" else None
         classes = self.class_embeddings(condition)
-        return self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes.expand(len(image), -1, -1))
+        logits = self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes.expand(len(image), -1, -1))
+        if self.st_residual is not None:
+            assert self.st_encoder is not None
+            logits = logits + self.st_residual(self.st_encoder(st_context))
+        return logits
 
     def forward(self, images: torch.Tensor, st_context: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.aspect_logits(*self.frozen_features(images), st_context)

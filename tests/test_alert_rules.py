@@ -104,6 +104,9 @@ def test_grouped_look_alike_relations_add_up_and_the_type_goes_by_its_share(tmp_
     assert stopped.score(standstill) == pytest.approx(0.7) and collision.score(standstill) is None
     faint = frame(collides=0.2, standing=0.2)  # together 0.4: below both rules' min_score
     assert collision.score(faint) is None and stopped.score(faint) is None
+    # Scored each against the normal prompts alone, both look-alikes can be near 1: the group stays a probability.
+    both = frame(collides=0.9, standing=0.8)
+    assert collision.score(both) == 1.0 and stopped.score(both) is None  # collision's share 0.53
 
 
 def test_a_missing_rules_file_names_the_path(tmp_path):

@@ -18,7 +18,7 @@ model that very sentence.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from models.vocab import ASPECT_PHRASES, HELD_OUT_TYPES
 from sim.local_scene import INCIDENT_TRACKS
@@ -113,23 +113,32 @@ def triplet_caption(subject: str, predicate: str, obj: str) -> str:
 NOUNS = ("car", "truck", "bus", "cyclist", "pedestrian", "obstacle")
 
 
-def relation_captions(frame: FrameTruth) -> list[tuple[str, str]]:
+def relation_captions(frame: FrameTruth, grounded: Collection[str] | None = None) -> list[tuple[str, str]]:
     """Every true relation sentence of the frame with one hard negative each: [(true, false)].
 
     The negative is the first of these that is false of the frame: subject and object swapped (or
     the predicate flipped), the motion or place flipped, then another object class. A vehicle with
     hazard lights standing on our side, when nothing collides, gets "a car collides with a car" as its
     negative: the one difference between a stopped vehicle and a crash the model must learn.
+    With ``grounded`` (sentences true of some training image), a negative must also be one of them,
+    so that telling it from the true sentence takes the image and not a prior over sentences; a
+    sentence with no such negative is left out.
     """
-    return sorted((true, negative) for true, (negative, _) in _caption_pairs(frame).items())
+    return sorted((true, negative) for true, (negative, _) in _caption_pairs(frame, grounded).items())
 
 
-def incident_captions(frame: FrameTruth) -> list[tuple[str, str]]:
+def incident_captions(frame: FrameTruth, grounded: Collection[str] | None = None) -> list[tuple[str, str]]:
     """The relation captions (with their negatives) that are about the frame's incident objects."""
-    return sorted((true, negative) for true, (negative, incident) in _caption_pairs(frame).items() if incident)
+    pairs = _caption_pairs(frame, grounded)
+    return sorted((true, negative) for true, (negative, incident) in pairs.items() if incident)
 
 
-def _caption_pairs(frame: FrameTruth) -> dict[str, tuple[str, bool]]:
+def true_relations(frames: list[FrameTruth]) -> set[str]:
+    """Every relation sentence true of some frame of ``frames`` (the grounded negatives of training)."""
+    return {true for frame in frames for true in _caption_pairs(frame)}
+
+
+def _caption_pairs(frame: FrameTruth, grounded: Collection[str] | None = None) -> dict[str, tuple[str, bool]]:
     """true sentence -> (its hard negative, whether the sentence is about an incident object)."""
     by_track = {o.track_id: o for o in frame.objects}
     triplets: dict[tuple[str, str, str], bool] = {}
@@ -147,10 +156,13 @@ def _caption_pairs(frame: FrameTruth) -> dict[str, tuple[str, bool]]:
     def is_true(n: str, where: str, how: str | None) -> bool:
         return any(f[0] == n and f[1] == where and how in (None, f[2]) for f in facts)
 
+    def allowed(sentence: str) -> bool:
+        return grounded is None or sentence in grounded
+
     pairs: dict[str, tuple[str, bool]] = {}
     for (s, p, o), incident in sorted(triplets.items()):
         options = [(o, p, s), (s, FLIPPED[p], o), *((c, p, o) for c in NOUNS if c != s)]
-        negative = next((t for t in options if t not in triplets), None)
+        negative = next((t for t in options if t not in triplets and allowed(triplet_caption(*t))), None)
         if negative is not None:
             pairs[triplet_caption(s, p, o)] = (triplet_caption(*negative), incident)
     for (n, where, how), incident in sorted(facts.items()):
@@ -166,13 +178,16 @@ def _caption_pairs(frame: FrameTruth) -> dict[str, tuple[str, bool]]:
         for (cn, cw, ch), candidates in ego_options.items():
             if cn.startswith("obstacle") and ch is not None:
                 continue  # obstacles do not move: their captions say only where they are
-            if ch == STANDING and cw == OUR_SIDE and cn.endswith("hazard lights") and not collides:
-                pairs[ego_caption(cn, cw, ch)] = (triplet_caption("car", "collides with", "car"), incident)
+            crash = triplet_caption("car", "collides with", "car")
+            if ch == STANDING and cw == OUR_SIDE and cn.endswith("hazard lights") and not collides and allowed(crash):
+                pairs[ego_caption(cn, cw, ch)] = (crash, incident)
                 continue
-            negative_ego = next((t for t in candidates if not is_true(*t) and not withheld(*t)), None)
+            negative_ego = next(
+                (t for t in candidates if not is_true(*t) and not withheld(*t) and allowed(ego_caption(*t))), None
+            )
             if negative_ego is not None:
                 pairs[ego_caption(cn, cw, ch)] = (ego_caption(*negative_ego), incident)
-    if not any(w == OUR_SIDE for _, w, _ in facts):
+    if not any(w == OUR_SIDE for _, w, _ in facts) and allowed(ego_caption("car", OUR_SIDE, None)):
         pairs[CLEAR_ROAD] = (ego_caption("car", OUR_SIDE, None), False)
     return pairs
 

@@ -41,49 +41,70 @@ def train() -> None:
     """Train fleetscope's models; each command prints its progress and wall time."""
 
 
+SA_STEPS = {"vit": 400, "pretrained": 2000}  # SA-CLIP steps by backbone: a locked tower's steps are cheap
+
+
 @train.command("clip")
 @weights_dir_option("--out")
 @click.option("--seed", default=0, show_default=True, help="seed of initialisation and batch order")
-@click.option("--clip-arch", default="fleetscope-vit-tiny", show_default=True, help="open_clip architecture")
+@click.option(
+    "--clip-arch",
+    default="fleetscope-vit-tiny",
+    show_default=True,
+    help="open_clip architecture: a ViT is pretrained from scratch, a pretrained tower's (fleetscope-efficientnet-*)"
+    " base CLIP is trained by LiT",
+)
 @click.option(
     "--clip-weights",
     type=click.Path(exists=True, dir_okay=False),
     help="pretrained CLIP weights (a local open_clip state dict): skips base CLIP pretraining",
 )
 @click.option("--pretrain-steps", default=1500, show_default=True, help="base CLIP steps (batch 64)")
-@click.option("--sa-steps", default=400, show_default=True, help="SA-CLIP fine-tuning steps (batch 64)")
+@click.option(
+    "--sa-steps",
+    type=int,
+    help=f"SA-CLIP fine-tuning steps (batch 64) [default: {SA_STEPS['vit']} on a ViT,"
+    f" {SA_STEPS['pretrained']} on a pretrained tower]",
+)
 @click.option("--shots", default=16, show_default=True, type=click.Choice(["1", "2", "4", "8", "16"]))
 def train_clip(
-    out: Path, seed: int, clip_arch: str, clip_weights: str | None, pretrain_steps: int, sa_steps: int, shots: str
+    out: Path,
+    seed: int,
+    clip_arch: str,
+    clip_weights: str | None,
+    pretrain_steps: int,
+    sa_steps: int | None,
+    shots: str,
 ) -> None:
-    """Base CLIP, SA-CLIP and ST-CLIP from scratch: writes base_clip.pt, sa_clip.pt and st_clip.pt to OUT.
+    """Base CLIP, SA-CLIP and ST-CLIP: writes base_clip.pt, sa_clip.pt and st_clip.pt to OUT.
 
-    Base CLIP pretrains on the simulator corpus (seed 101) with alt-text captions, SA-CLIP fine-tunes
-    it on relation captions with hard negatives, and ST-CLIP learns its prompts on the frozen base
-    CLIP from SHOTS frames per class of the benchmark's train split (seed 41). Checkpoints are stored
-    as float16.
+    Base CLIP trains on the simulator corpus (seed 101) with alt-text captions: from scratch on a ViT,
+    or by locked-image text tuning (LiT) on an ImageNet-trained tower. SA-CLIP fine-tunes it on
+    relation captions with hard negatives, and ST-CLIP learns its prompts on the frozen base CLIP
+    from SHOTS frames per class of the benchmark's train split (seed 41). Checkpoints are stored as
+    float16.
     """
     import torch
 
     from models.checkpoints import BACKBONE_FILE, save_checkpoint
-    from models.clip_backbone import BaseClip, create_clip, image_size
-    from training.clip_training import pretrain_clip
-    from training.dataset import (
-        BENCHMARK,
-        CORPUS,
-        ensure_export,
-        load_frames,
-    )
+    from models.clip_backbone import BaseClip, create_clip, has_pretrained_tower, image_size
+    from training.clip_training import lit_clip, pretrain_clip
+    from training.dataset import BENCHMARK, CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     t0 = time.monotonic()
     corpus_root = ensure_export(CORPUS)
     ensure_export(BENCHMARK)
+    pretrained = has_pretrained_tower(clip_arch)
     if clip_weights:
         clip, image_cfg = create_clip(clip_arch, clip_weights)
         base = BaseClip(clip, clip_arch, image_cfg).eval()
         corpus = load_frames(corpus_root, image_cfg.size)
         origin = f"pretrained weights {clip_weights}"
+    elif pretrained:
+        corpus = load_frames(corpus_root, image_size(clip_arch))
+        base = lit_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
+        origin = f"LiT on the ImageNet tower, simulator corpus (seed {CORPUS.seed}, {pretrain_steps} steps)"
     else:
         corpus = load_frames(corpus_root, image_size(clip_arch))
         base = pretrain_clip(corpus, arch=clip_arch, steps=pretrain_steps, seed=seed, log=_log)
@@ -94,7 +115,8 @@ def train_clip(
     )
     _log(f"wrote {backbone}  ({backbone.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
 
-    _train_sa_clip(base, corpus, out, sa_steps, origin, common)
+    steps = sa_steps if sa_steps is not None else SA_STEPS["pretrained" if pretrained else "vit"]
+    _train_sa_clip(base, corpus, out, steps, origin, common)
 
     _train_st_clip(base, backbone, out, int(shots), seed, common)
     _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
@@ -144,16 +166,29 @@ def train_lit_clip(out: Path, seed: int, clip_arch: str, steps: int) -> None:
 @train.command("sa-clip")
 @weights_dir_option("--out", "folder with the base CLIP (base_clip.pt); sa_clip.pt is written there")
 @click.option("--seed", default=0, show_default=True, help="seed of batch order and caption choice")
-@click.option("--steps", default=400, show_default=True, help="fine-tuning steps (batch 64)")
-def train_sa_clip(out: Path, seed: int, steps: int) -> None:
+@click.option(
+    "--steps",
+    type=int,
+    help=f"fine-tuning steps (batch 64) [default: {SA_STEPS['vit']} on a ViT base, {SA_STEPS['pretrained']} on a"
+    " pretrained tower]",
+)
+@click.option(
+    "--unlocked-stages",
+    default=1,
+    show_default=True,
+    help="on a pretrained tower: how many of its last block stages learn (the rest stay as ImageNet left them)",
+)
+def train_sa_clip(out: Path, seed: int, steps: int | None, unlocked_stages: int) -> None:
     """SA-CLIP alone: fine-tune the base CLIP in OUT on relation captions with hard negatives.
 
-    Reads the simulator corpus (seed 101, exported on first use). Takes six minutes on an idle machine.
+    Reads the simulator corpus (seed 101, exported on first use). On a ViT base the whole CLIP learns
+    (about six minutes on an idle machine); on a pretrained tower its last stage and the text side do,
+    after the locked part's features of every frame are computed once (printed as they go).
     """
     import torch
 
     from models.checkpoints import BACKBONE_FILE, load_checkpoint
-    from models.clip_backbone import BaseClip
+    from models.clip_backbone import BaseClip, pretrained_tower_of
     from training.dataset import CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -162,18 +197,30 @@ def train_sa_clip(out: Path, seed: int, steps: int) -> None:
     assert isinstance(base, BaseClip)
     corpus = load_frames(ensure_export(CORPUS), base.image_cfg.size)
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": base.arch}
-    _train_sa_clip(base, corpus, out, steps, f"the shipped {BACKBONE_FILE}", common)
+    if steps is None:
+        steps = SA_STEPS["vit" if pretrained_tower_of(base.clip.visual) is None else "pretrained"]
+    _train_sa_clip(base, corpus, out, steps, f"the {BACKBONE_FILE} in {out}", common, unlocked_stages)
     _log(f"wall time {time.monotonic() - t0:.0f}s")
 
 
 def _train_sa_clip(
-    base: BaseClip, corpus: FrameSet, out: Path, steps: int, origin: str, common: dict[str, Any]
+    base: BaseClip,
+    corpus: FrameSet,
+    out: Path,
+    steps: int,
+    origin: str,
+    common: dict[str, Any],
+    unlocked_stages: int = 1,
 ) -> None:
     from models.checkpoints import save_checkpoint
     from training.clip_training import finetune_sa_clip, fresh_copy
 
-    sa = finetune_sa_clip(fresh_copy(base), corpus, steps=steps, seed=common["seed"], log=_log)
+    sa = finetune_sa_clip(
+        fresh_copy(base), corpus, steps=steps, unlocked_stages=unlocked_stages, seed=common["seed"], log=_log
+    )
     meta = {**common, "trained": True, "steps": steps, "origin": f"SA-CLIP on {origin}"}
+    if sa.scoring != "softmax":
+        meta["unlocked_stages"] = unlocked_stages
     path = save_checkpoint(sa, "sa_clip", out / "sa_clip.pt", meta, half=True)
     _log(f"wrote {path}  ({path.stat().st_size / 1e6:.1f} MB)")
 

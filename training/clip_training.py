@@ -6,9 +6,10 @@
 - ``lit_clip``: locked-image text tuning (LiT, Zhai et al. 2022): a pretrained image tower
   (``models.pretrained_tower``) stays as ImageNet left it, and the text tower, both projections and
   the temperature learn from the same captions, so zero-shot transfer rests on pretrained features.
-- ``finetune_sa_clip``: SA-CLIP. The whole CLIP is fine-tuned contrastively on subject-relation-object
-  captions, each image's text batch holding its true caption and that caption's hard negative
-  (subject and object swapped, relation flipped), so the model must read the relation, not the nouns.
+- ``finetune_sa_clip``: SA-CLIP. The CLIP (on a pretrained tower, the tower's top and the text side)
+  is fine-tuned contrastively on subject-relation-object captions, each image's text batch holding
+  its true caption and that caption's hard negative (subject and object swapped, relation flipped),
+  so the model must read the relation, not the nouns.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from models import pretrained_tower
 from models.clip_backbone import CLIP, DEFAULT_ARCH, BaseClip, ImageCfg, create_clip, pretrained_tower_of, tokenize
 from models.sa_clip import SAClip
 from models.vocab import ASPECT_PHRASES, RELATION_PROMPTS
-from training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions
+from training.captions import ZERO_SHOT_TEMPLATE, alt_text, incident_captions, relation_captions, true_relations
 from training.dataset import FrameSet
 
 Log = Callable[[str], None]
@@ -65,15 +66,36 @@ def vocabulary_texts(corpus: FrameSet, idx: np.ndarray, seed: int) -> list[str]:
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """CLIP's symmetric InfoNCE loss: row i of normalised ``image`` matches row i of ``text``.
+    """CLIP's symmetric InfoNCE loss: row i of normalised ``image`` matches row i of ``text``."""
+    logits = scale * image @ text.T
+    target = torch.arange(len(image))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
-    ``text`` may have more rows than ``image`` (hard negatives after the true captions): they
-    compete for each image, while each true caption is matched against the images only.
+
+def relation_loss(
+    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, target: torch.Tensor, true_of: torch.Tensor
+) -> torch.Tensor:
+    """Symmetric InfoNCE over distinct sentences, with the batch's false negatives left out.
+
+    Relation captions repeat across frames ("the road ahead is clear") and a frame has a dozen true
+    ones, so with plain in-batch negatives an image is pushed away from sentences that are true of
+    it, and the loss cannot fall far below ln(batch) however well the model reads relations. Here
+    ``text`` [T, D] holds each sentence once, ``target`` [B] is image i's sampled sentence and
+    ``true_of`` [B, T] says which sentences are true of which image: image i competes its sentence
+    against every other sentence not true of it (its hard negative among them), and each image's
+    sentence picks that image among the images it is not true of.
     """
     batch = len(image)
     logits = scale * image @ text.T
-    target = torch.arange(batch)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :batch].T, target)) / 2
+    rows = torch.arange(batch)
+    others = true_of.clone()
+    others[rows, target] = False
+    image_to_text = logits.masked_fill(others, float("-inf"))
+    text_to_image = logits[:, target].T  # [sentence of image b, image j]
+    shares = true_of[:, target].T.clone()  # sentence of image b is true of image j
+    shares[rows, rows] = False
+    text_to_image = text_to_image.masked_fill(shares, float("-inf"))
+    return (F.cross_entropy(image_to_text, target) + F.cross_entropy(text_to_image, rows)) / 2
 
 
 def _update(opt: torch.optim.Optimizer, loss: torch.Tensor, clip: CLIP) -> None:
@@ -198,46 +220,76 @@ def finetune_sa_clip(
     batch: int = 64,
     lr: float = 1e-4,
     incident_share: float = 0.25,
+    unlocked_stages: int = 1,
     seed: int = 0,
     log: Log = print,
 ) -> SAClip:
-    """SA-CLIP: fine-tune the whole of ``base`` on relation captions with hard negatives (NegCLIP-style loss).
+    """SA-CLIP: fine-tune ``base`` on relation captions with hard negatives (``relation_loss``).
 
-    Incidents are rare and a frame has a dozen captions, so sampled uniformly the sentences that tell
-    one anomaly from another would make well under 1 % of the text seen. Frames showing an incident
-    make ``incident_share`` of each batch instead, and half of their captions are about the incident's
-    objects.
+    A from-scratch ViT base is fine-tuned whole and scores with one softmax over the prompts. On a
+    pretrained tower (``models.pretrained_tower``) only its last ``unlocked_stages`` block stages and
+    head convolution learn, with the text tower and projections, so the ImageNet features below stay
+    as they are; the locked part's output of each frame is computed once. That model scores each
+    anomaly against the normal prompts alone (``models.sa_clip``).
+
+    Every hard negative is a sentence true of some training frame (``captions.true_relations``), so
+    that telling it apart takes the image. Incidents are rare and a frame has a dozen captions, so
+    sampled uniformly the sentences that tell one anomaly from another would make well under 1 % of
+    the text seen. Frames showing an incident make ``incident_share`` of each batch instead, and half
+    of their captions are about the incident's objects.
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    model = SAClip(base.clip, base.arch, base.image_cfg)
+    pretrained = pretrained_tower_of(base.clip.visual) is not None
+    model = SAClip(base.clip, base.arch, base.image_cfg, scoring="normals" if pretrained else "softmax")
     clip = model.clip
-    idx = np.array([i for i in corpus.split("train", "val") if relation_captions(corpus.truth[i])])
-    captions = {int(i): relation_captions(corpus.truth[i]) for i in idx}
-    about_incident = {int(i): c for i in idx if (c := incident_captions(corpus.truth[i]))}
+    train = corpus.split("train", "val")
+    grounded = true_relations([corpus.truth[i] for i in train])
+    captions = {int(i): c for i in train if (c := relation_captions(corpus.truth[i], grounded))}
+    idx = np.array(sorted(captions))
+    about_incident = {int(i): c for i in idx if (c := incident_captions(corpus.truth[i], grounded))}
+    truths = {int(i): true_relations([corpus.truth[i]]) for i in idx}
     incident = torch.tensor([float(int(i) in about_incident) for i in idx])
     weights = incident * incident_share / max(1.0, float(incident.sum())) + (1 - incident) * (1 - incident_share) / max(
         1.0, float((1 - incident).sum())
     )
     log(
-        f"fine-tuning SA-CLIP on {len(idx)} corpus frames with relation captions and hard negatives"
+        f"fine-tuning SA-CLIP on {len(idx)} corpus frames with relation captions and grounded hard negatives"
         f" ({len(about_incident)} show an incident: {incident_share:.0%} of each batch)"
     )
-    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+    if pretrained:
+        clip.visual.trunk = pretrained_tower.lock(clip.visual.trunk)
+        bottom, top = pretrained_tower.split_top(clip.visual.trunk, unlocked_stages)
+        for param in top.parameters():
+            param.requires_grad = True
+        locked = tower_features(bottom, corpus, idx, base.image_cfg, log=log)
+        learning = sum(p.numel() for p in top.parameters())
+        log(f"the top {unlocked_stages} stage(s) of the tower learn: {learning} weights")
+
+        def images(pick: np.ndarray) -> torch.Tensor:
+            return clip.visual.head(top(locked[pick]))
+    else:
+
+        def images(pick: np.ndarray) -> torch.Tensor:
+            return clip.encode_image(corpus.images(idx[pick], base.image_cfg))
+
+    opt = torch.optim.AdamW([p for p in clip.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     t0 = time.monotonic()
     for step in range(1, steps + 1):
         _schedule(opt, step, steps, lr, warmup=min(50, steps // 10 + 1))
-        rows = idx[torch.multinomial(weights, batch, replacement=True, generator=gen).numpy()]
+        pick = torch.multinomial(weights, batch, replacement=True, generator=gen).numpy()
         pairs = [
             rng.choice(about_incident[int(i)] if int(i) in about_incident and rng.random() < 0.5 else captions[int(i)])
-            for i in rows
+            for i in idx[pick]
         ]
-        texts = tokenize(base.arch, [p for p, _ in pairs] + [n for _, n in pairs])
-        image = F.normalize(clip.encode_image(corpus.images(rows, base.image_cfg)), dim=-1)
-        text = F.normalize(clip.encode_text(texts), dim=-1)
-        loss = contrastive_loss(image, text, clip.logit_scale.exp())  # text: true captions, then their negatives
+        sentences = list(dict.fromkeys(s for pair in pairs for s in pair))
+        target = torch.tensor([sentences.index(p) for p, _ in pairs])
+        true_of = torch.tensor([[s in truths[int(i)] for s in sentences] for i in idx[pick]])
+        image = F.normalize(images(pick), dim=-1)
+        text = F.normalize(clip.encode_text(tokenize(base.arch, sentences)), dim=-1)
+        loss = relation_loss(image, text, clip.logit_scale.exp(), target, true_of)
         _update(opt, loss, clip)
         _report(log, "sa_clip", step, steps, loss.item(), t0)
     return model.eval()
@@ -245,6 +297,6 @@ def finetune_sa_clip(
 
 def fresh_copy(base: BaseClip) -> BaseClip:
     """An independent copy of ``base`` (SA-CLIP fine-tunes its CLIP in place)."""
-    clip, image_cfg = create_clip(base.arch)
+    clip, image_cfg = create_clip(base.arch, imagenet=False)
     clip.load_state_dict(base.clip.state_dict())
     return BaseClip(clip, base.arch, image_cfg).eval()

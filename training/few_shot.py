@@ -28,9 +28,17 @@ from training.dataset import FrameSet
 METHODS: dict[str, dict[str, object]] = {
     "coop": {"condition": "none", "low_level": False},
     "cocoop": {"condition": "image", "low_level": False},
-    "st_clip": {"condition": "st", "low_level": False},
+    "st_clip": {"condition": "st", "low_level": False, "st_residual": True},
 }
-CANDIDATES: dict[str, dict[str, object]] = {**METHODS, "st_clip_low_level": {"condition": "st", "low_level": True}}
+# Configurations weighed against the shipped ones on val (``evaluation.clip.choose_configuration``).
+CANDIDATES: dict[str, dict[str, object]] = {
+    **METHODS,
+    "st_clip_shift_only": {"condition": "st", "low_level": False},  # ST-CLIP before 2026-12-03
+    "st_clip_low_level": {"condition": "st", "low_level": True},  # a ViT backbone only
+}
+# Share of training rows whose ST context is replaced by the all-zero "no context" vector, so that a
+# frame without a GPS fix gets the answers of a model that learned to do without one.
+CONTEXT_DROPOUT: dict[str, float] = {"st_clip": 0.25}
 SHOTS = (1, 2, 4, 8, 16)
 
 
@@ -112,8 +120,10 @@ def train_prompts(
     seed: int = 0,
     log: Log | None = None,
 ) -> STClip:
-    """Learn ``method``'s prompts and adapters on ``shots`` with the CLIP of ``base`` frozen."""
+    """Learn ``method``'s prompts and adapters on ``shots`` with the CLIP of ``base`` frozen (with the method's
+    ``CONTEXT_DROPOUT``)."""
     torch.manual_seed(seed)
+    dropout = CONTEXT_DROPOUT.get(method, 0.0)
     model = STClip(base.clip, base.arch, base.image_cfg, **CANDIDATES[method])  # type: ignore[arg-type]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -123,7 +133,10 @@ def train_prompts(
     for step in range(1, steps + 1):
         rows = torch.randint(0, len(shots), (min(batch, len(shots)),), generator=gen)
         b = shots.take(rows)
-        loss = aspect_loss(model.aspect_logits(b.image, b.low, b.st_context), b.labels)
+        context = b.st_context
+        if dropout:
+            context = context * (torch.rand(len(context), 1, generator=gen) >= dropout)
+        loss = aspect_loss(model.aspect_logits(b.image, b.low, context), b.labels)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -103,6 +103,26 @@ def test_sa_clip_anomaly_score_is_the_mass_on_anomalous_prompts(checkpoint_dir) 
     assert ((anomaly >= 0) & (anomaly <= 1)).all()
 
 
+def test_sa_clip_scoring_against_the_normals_is_not_split_between_anomalies_alike(checkpoint_dir, tmp_path) -> None:
+    """An image that fits two anomaly prompts equally scores high on both, not half on each; an image that fits
+    a normal prompt scores low on every anomaly; and the scoring travels with the checkpoint."""
+    model = build_model("sa_clip", scoring="normals").eval()
+    prompts = torch.nn.functional.normalize(torch.randn(len(RELATION_PROMPTS), 8), dim=-1)
+    model.prompt_embeddings = lambda: prompts  # type: ignore[method-assign]
+    n = len(NORMAL_PROMPTS)
+    both = torch.nn.functional.normalize(prompts[n] + prompts[n + 1], dim=-1)
+    with torch.no_grad():
+        anomaly, relations = model.scores(torch.stack([both, prompts[0]]))
+    assert relations[0, n] > 0.5 and relations[0, n + 1] > 0.5
+    assert anomaly[1] < 0.2 and (relations[1, n:] < 0.2).all()
+    torch.testing.assert_close(relations[:, :n].sum(dim=1), torch.ones(2))
+    torch.testing.assert_close(anomaly, relations[:, n:].max(dim=1).values)
+    path = save_checkpoint(model, "sa_clip", tmp_path / "sa_clip.pt", {"trained": False, "seed": 0})
+    assert load_checkpoint(path).scoring == "normals"
+    with pytest.raises(ValueError, match="unknown SA-CLIP scoring"):
+        build_model("sa_clip", scoring="vote")
+
+
 def test_sa_clip_cached_prompts_follow_newly_loaded_weights(checkpoint_dir) -> None:
     model = load_checkpoint(checkpoint_dir / "sa_clip.pt")
     outputs(model)  # fills the prompt cache
@@ -228,17 +248,46 @@ def test_baselines_are_st_clip_with_other_prompt_conditioning(checkpoint_dir, co
     assert classes.shape[0] == (1 if condition == "none" else BATCH)
 
 
-@pytest.mark.parametrize("condition", ["image", "st"])
-def test_an_untrained_conditional_prompt_learner_starts_as_coop(checkpoint_dir, condition: str) -> None:
+@pytest.mark.parametrize("condition, residual", [("image", False), ("st", False), ("st", True)])
+def test_an_untrained_conditional_prompt_learner_starts_as_coop(checkpoint_dir, condition: str, residual: bool) -> None:
     base = load_checkpoint(checkpoint_dir / "base_clip.pt")
     torch.manual_seed(0)
     coop = STClip(base.clip, base.arch, base.image_cfg, condition="none").eval()
     torch.manual_seed(0)
-    conditional = STClip(base.clip, base.arch, base.image_cfg, condition=condition).eval()
+    conditional = STClip(base.clip, base.arch, base.image_cfg, condition=condition, st_residual=residual).eval()
     image, low = coop.frozen_features(images_for(coop))
     with torch.no_grad():
         expected = coop.aspect_logits(image, low, st_context())
         assert torch.allclose(conditional.aspect_logits(image, low, st_context()), expected, atol=1e-5)
+
+
+def test_the_st_residual_moves_classes_of_one_aspect_apart_and_is_saved(checkpoint_dir, tmp_path) -> None:
+    """The prompt shift is one for all classes of an aspect; the residual gives each class a logit of its own."""
+    base = load_checkpoint(checkpoint_dir / "base_clip.pt")
+    model = STClip(base.clip, base.arch, base.image_cfg, condition="st", st_residual=True).eval()
+    assert model.st_residual is not None
+    with torch.no_grad():
+        model.st_residual.weight.normal_()
+        image, low = model.frozen_features(images_for(model))
+        moved = model.aspect_logits(image, low, st_context()) - model.aspect_logits(image, low, st_context(seed=1))
+    width = len(ASPECTS["scene_type"])
+    assert moved[:, :width].std(dim=1).min() > 0  # not one shift for the whole aspect
+    backbone = tmp_path / "base_clip.pt"
+    backbone.write_bytes((checkpoint_dir / "base_clip.pt").read_bytes())
+    path = save_checkpoint(model, "st_clip", tmp_path / "st_clip.pt", {"trained": False, "seed": 0}, backbone=backbone)
+    assert load_checkpoint(path).st_residual is not None
+    with pytest.raises(ValueError, match="st_residual needs"):
+        STClip(base.clip, base.arch, base.image_cfg, condition="none", st_residual=True)
+
+
+def test_st_clip_on_a_pretrained_tower_reads_the_image_embedding_only() -> None:
+    clip, cfg = create_clip("fleetscope-efficientnet-lite0-128", imagenet=False)
+    model = STClip(clip, "fleetscope-efficientnet-lite0-128", cfg, condition="st", st_residual=True).eval()
+    image, low = model.frozen_features(images_for(model))
+    assert image.shape == (BATCH, 128) and low.shape == (BATCH, 0)  # the config's embed_dim
+    assert set(model(images_for(model), st_context())) == set(ASPECTS)
+    with pytest.raises(ValueError, match="need a ViT"):
+        STClip(clip, "fleetscope-efficientnet-lite0-128", cfg, low_level=True)
 
 
 def test_checkpoint_refuses_a_model_of_another_kind(checkpoint_dir, tmp_path) -> None:

@@ -116,3 +116,15 @@ def test_a_checkpoint_on_the_tower_loads_without_reading_the_imagenet_file(tmp_p
     monkeypatch.setattr(pretrained_tower, "pretrained_state", unread)
     loaded = load_checkpoint(path)
     assert torch.equal(loaded.clip.visual.trunk.conv_stem.weight, clip.visual.trunk.conv_stem.weight)
+
+
+def test_split_at_its_top_stage_the_tower_computes_the_same_features() -> None:
+    clip, _ = create_clip("fleetscope-efficientnet-lite0-128")
+    trunk = pretrained_tower.lock(clip.visual.trunk)
+    bottom, top = pretrained_tower.split_top(trunk, stages=1)
+    images = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(top(bottom(images)), trunk(images))
+    assert {id(p) for p in top.parameters()} <= {id(p) for p in trunk.parameters()}  # shared, not copied
+    with pytest.raises(ValueError, match="stages"):
+        pretrained_tower.split_top(trunk, stages=0)

@@ -16,7 +16,7 @@ from sim.publish import gps_message
 from sim.truth import FrameTruth
 from sim.world import FrameEmission, GpsEmission, World, WorldConfig
 from streams.context.replay import replay_contexts
-from training.captions import alt_text, incident_captions, relation_captions
+from training.captions import alt_text, incident_captions, relation_captions, true_relations
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,19 @@ def test_every_hard_negative_is_false_of_its_frame_and_every_caption_true(datase
             assert negative not in true, (frame.frame_id, negative)
         checked += len(pairs)
     assert checked > 10 * len(dataset_frames)
+
+
+def test_grounded_hard_negatives_are_all_true_of_some_training_frame(dataset_frames) -> None:
+    training = [f for f in dataset_frames if f.split in ("train", "val")]
+    grounded = true_relations(training)
+    kept = 0
+    for frame in training:
+        pairs = relation_captions(frame, grounded)
+        assert all(negative in grounded for _, negative in pairs), frame.frame_id
+        assert {t for t, _ in pairs} <= {t for t, _ in relation_captions(frame)}
+        kept += len(pairs)
+    ungrounded = sum(n not in grounded for f in training for _, n in relation_captions(f))
+    assert kept > 5 * len(training) and ungrounded > 0  # the filter has something to do, and leaves plenty
 
 
 def test_incident_captions_contrast_a_stopped_vehicle_with_a_collision(dataset_frames) -> None:
