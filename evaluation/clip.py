@@ -26,16 +26,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from evaluation.real_photos import Photo, aspect_contradictions, aspects_said
+from evaluation.real_photos import ANOMALY_SCORE, Photo, aspect_contradictions, aspects_said
 from models.checkpoints import BACKBONE_FILE, load_checkpoint
-from models.clip_backbone import BaseClip, tokenize
+from models.clip_backbone import BaseClip, VisionTransformer, tokenize
 from models.sa_clip import SAClip
 from models.vocab import ASPECTS, ST_CONTEXT_FIELDS
 from sim.truth import FrameTruth
-from training.captions import relation_captions
+from training.captions import relation_captions, true_relations
 from training.clip_training import Log
 from training.dataset import ALERT_WORLDS, BENCHMARK, CORPUS, FrameSet, ensure_export, load_frames
 from training.few_shot import (
+    CANDIDATES,
     METHODS,
     Features,
     aspect_scores,
@@ -48,14 +49,18 @@ from training.few_shot import (
     zero_shot_classes,
 )
 
-CONTEXT_ASPECTS = ("congestion", "accessibility")  # the aspects that depend on spatio-temporal context
+# The aspects the ST context should lift (the segment's road class and lanes give scene type and road
+# width, its traffic window congestion and accessibility): issue 21's target is +5 F1 points on each.
+CONTEXT_ASPECTS = ("scene_type", "road_width", "accessibility", "congestion")
 TARGET_GAIN_F1 = 0.05
 TARGET_AUC = 0.80
+TARGET_GROUNDED = 0.90  # SA-CLIP's relation score on image-grounded pairs
 DRAWS = 3  # draws of shots per k; every few-shot figure is their mean
 # k = 2 and 8 are left out since 3 draws came in: the evaluation stays under an hour on 2 cores.
 EVAL_SHOTS = (1, 4, 16)
 CLOCK_FIELDS = ("hour_sin", "hour_cos", "weekday_norm")
 CLOCK_BASELINE = "clock-calendar 1-NN"
+NO_GPS = "st_clip, no GPS"  # ST-CLIP given the all-zero "no context" vector for every test frame
 
 
 @dataclass
@@ -110,7 +115,8 @@ class ClipReport:
         lines += [
             "",
             f"{CLOCK_BASELINE}: each test frame takes the labels of the training shot nearest in time of day and"
-            " weekday (the ST context's clock and calendar, nothing else).",
+            f" weekday (the ST context's clock and calendar, nothing else). {NO_GPS}: the ST-CLIP of the row"
+            " above it on the same test frames, each sent with the all-zero context of a frame without a GPS fix.",
         ]
         lines += ["", "**ST-CLIP minus CoOp, macro-F1 points (means over the draws)**", ""]
         lines += ["| k | " + " | ".join(ASPECTS) + " |"]
@@ -152,9 +158,12 @@ class ClipReport:
             )
         for kind in ("all", "image-grounded"):
             sa, base = self.relation_accuracy["sa_clip"][kind], self.relation_accuracy["base_clip"][kind]
+            grounded = kind == "image-grounded"
+            met = sa > base and (not grounded or sa >= TARGET_GROUNDED)
+            target = f"; target >= {TARGET_GROUNDED:.2f}" if grounded else ""
             out.append(
-                f"- {'met' if sa > base else 'MISSED'}: SA-CLIP {sa:.3f} vs base CLIP {base:.3f} on the relation test"
-                f" ({kind} pairs)"
+                f"- {'met' if met else 'MISSED'}: SA-CLIP {sa:.3f} vs base CLIP {base:.3f} on the relation test"
+                f" ({kind} pairs{target})"
             )
         for source, by_subset in self.anomaly_auc["sa_clip"].items():
             auc = by_subset["held-out types"]
@@ -183,7 +192,7 @@ def training_sentences(corpus_root: Path) -> set[str]:
     """Every relation sentence true of some frame SA-CLIP trains on (the corpus' train and val splits)."""
     with (corpus_root / "frames.jsonl").open() as f:
         truth = [FrameTruth.model_validate_json(line) for line in f]
-    return {t for frame in truth if frame.split in ("train", "val") for t, _ in relation_captions(frame)}
+    return true_relations([frame for frame in truth if frame.split in ("train", "val")])
 
 
 @torch.no_grad()
@@ -232,6 +241,8 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
 
     train_feats = frozen_features(base, frames, frames.split("train"))
     test_feats = frozen_features(base, frames, test)
+    no_fix = torch.zeros_like(test_feats.st_context)
+    without_context = Features(test_feats.image, test_feats.low, no_fix, test_feats.labels)
     results = [("zero-shot", 0, 0, predict_zero_shot(base, test_feats))]
     for k in EVAL_SHOTS:
         for draw in range(DRAWS):
@@ -240,6 +251,8 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
             for method in METHODS:
                 model = train_prompts(base, method, shots, seed=seed + draw)
                 results.append((method, k, draw, predict(model, test_feats)))
+                if method == "st_clip":  # the same model on frames sent without a GPS fix
+                    results.append((NO_GPS, k, draw, predict(model, without_context)))
                 log(
                     f"aspects: {method} at {k} shots, draw {draw + 1}/{DRAWS} ({len(shots)} frames) done,"
                     f" {time.monotonic() - t0:.0f}s"
@@ -329,6 +342,72 @@ def zero_shot_photos(weights: list[Path], jpegs: dict[str, bytes], photos: list[
     return "\n".join(lines + ["", *sorted(answers)])
 
 
+def sa_clip_table(weights: list[Path], log: Log = print) -> str:
+    """Each folder's SA-CLIP beside its base CLIP, side by side: the relation test on the benchmark's test
+    episodes and the zero-shot anomaly AUC there and on the alert worlds (synthetic; none of it trained on).
+
+    Minutes rather than ``evaluate``'s hour: for comparing SA-CLIPs, e.g. the shipped one and one
+    fine-tuned on a pretrained tower, in one run."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    grounded = training_sentences(ensure_export(CORPUS))
+    worlds = [BENCHMARK, *ALERT_WORLDS]
+    kinds = ("all", "image-grounded", "never in training")
+    lines = [
+        "SA-CLIP beside its base CLIP (synthetic): relation test on the benchmark's test episodes (share of"
+        " true/false sentence pairs the true one wins), held-out anomaly types' frame AUC per world",
+        "",
+        "| folder | model | scoring | "
+        + " | ".join(f"relations {k}" for k in kinds)
+        + " | "
+        + " | ".join(f"held-out AUC, seed {w.seed}" for w in worlds)
+        + " |",
+        "|---|---|---|" + "---|" * (len(kinds) + len(worlds)),
+    ]
+    for folder in weights:
+        base, sa = load_checkpoint(folder / BACKBONE_FILE), load_checkpoint(folder / "sa_clip.pt")
+        assert isinstance(base, BaseClip) and isinstance(sa, SAClip)
+        scorers = {"base_clip": SAClip(base.clip, base.arch, base.image_cfg, scoring=sa.scoring).eval(), "sa_clip": sa}
+        cells: dict[str, list[str]] = {name: [] for name in scorers}
+        for world in worlds:
+            t0 = time.monotonic()
+            frames = load_frames(ensure_export(world), base.image_cfg.size)
+            idx = frames.split("test")
+            if world is BENCHMARK:
+                for name, scorer in scorers.items():
+                    accuracy, _ = relation_accuracy(scorer, frames, idx, grounded)
+                    cells[name] += [f"{accuracy[k]:.3f}" for k in kinds]
+            _, aucs = anomaly_aucs(scorers, frames, idx)
+            for name in scorers:
+                cells[name].append(f"{aucs[name]['held-out types']:.3f}")
+            log(f"sa-clip: {folder} on seed {world.seed} done in {time.monotonic() - t0:.0f}s")
+        for name, row in cells.items():
+            lines.append(f"| {folder} ({base.arch}) | {name} | {sa.scoring} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def sa_clip_photos(weights: list[Path], jpegs: dict[str, bytes], photos: list[Photo]) -> str:
+    """Each folder's SA-CLIP on the real photos (every one a normal scene): its top anomaly and score per photo."""
+    from models.preprocess import to_tensor_batch
+    from models.vocab import ANOMALY_TYPES
+
+    shown = [p for p in photos if p.id in jpegs]
+    lines = [f"SA-CLIP on real photos, all normal scenes (not synthetic; a check, never tuned on; {len(shown)} photos)"]
+    lines += ["", "| folder | photos scored >= 0.5 | highest score | median score |", "|---|---|---|---|"]
+    answers = []
+    for folder in weights:
+        sa = load_checkpoint(folder / "sa_clip.pt")
+        assert isinstance(sa, SAClip)
+        cfg = sa.image_cfg
+        scores, relations = sa(to_tensor_batch([jpegs[p.id] for p in shown], cfg.size, cfg.mean, cfg.std))
+        kinds = relations[:, sa.n_normal :].argmax(dim=-1)
+        for n, photo in enumerate(shown):
+            answers.append(f"  {photo.id:<16} {folder}: {ANOMALY_TYPES[int(kinds[n])]} {float(scores[n]):.2f}")
+        high, top, median = int((scores >= ANOMALY_SCORE).sum()), float(scores.max()), float(scores.median())
+        lines.append(f"| {folder} | {high} of {len(shown)} | {top:.2f} | {median:.2f} |")
+    return "\n".join(lines + ["", *sorted(answers)])
+
+
 def anomaly_aucs(
     scorers: dict[str, SAClip], frames: FrameSet, idx: np.ndarray
 ) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
@@ -353,15 +432,21 @@ def anomaly_aucs(
 
 
 def choose_configuration(weights: Path, seed: int = 0, shots: int = 4, log: Log = print) -> dict[str, float]:
-    """Mean macro-F1 (over aspects and ``DRAWS`` draws of shots) on the benchmark's val episodes of CoOp and
-    ST-CLIP with and without its low-level visual tokens: how the shipped configuration is chosen (test unseen)."""
+    """Mean macro-F1 (over aspects and ``DRAWS`` draws of shots) on the benchmark's val episodes of CoOp and the
+    ST-CLIP candidates (``few_shot.CANDIDATES``; low-level tokens on a ViT base only): how the shipped
+    configuration is chosen (test unseen)."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     base = load_checkpoint(weights / BACKBONE_FILE)
     assert isinstance(base, BaseClip)
     frames = load_frames(ensure_export(BENCHMARK), base.image_cfg.size)
     train_feats = frozen_features(base, frames, frames.split("train"))
     val_feats = frozen_features(base, frames, frames.split("val"))
-    f1: dict[str, list[float]] = {m: [] for m in ("coop", "st_clip", "st_clip_low_level")}
+    candidates = [
+        m
+        for m in CANDIDATES
+        if m.startswith("st_clip") and (m != "st_clip_low_level" or isinstance(base.clip.visual, VisionTransformer))
+    ]
+    f1: dict[str, list[float]] = {m: [] for m in ("coop", *candidates)}
     for draw in range(DRAWS):
         picked = train_feats.take(sample_shots(train_feats.labels, shots, seed + draw))
         for method in f1:
