@@ -19,6 +19,7 @@ from core.settings import Settings
 from evaluation.cli import evaluate
 from fleetscope.ask import ask
 from fleetscope.gps_bench import bench_gps
+from fleetscope.model_bench import bench_models
 from fleetscope.soak import bench_soak
 from sim import seeds
 from sim.bench import bench_render
@@ -337,6 +338,7 @@ def bench() -> None:
 bench.add_command(bench_render)
 bench.add_command(bench_gps)
 bench.add_command(bench_soak)
+bench.add_command(bench_models)
 
 
 if __name__ == "__main__":
