@@ -46,11 +46,14 @@ def test_triton_outputs_equal_in_process_outputs_on_the_same_frames(settings) ->
     st = load_checkpoint(settings.triton.checkpoint_dir / "st_clip.pt")
     sa = load_checkpoint(settings.triton.checkpoint_dir / "sa_clip.pt")
     assert isinstance(st, STClip) and isinstance(sa, SAClip)
-    cfg = st.image_cfg
-    images = to_tensor_batch(jpegs, cfg.size, cfg.mean, cfg.std)
+
+    def images(model: STClip | SAClip) -> torch.Tensor:  # each model as it is served: its own preprocessing
+        cfg = model.image_cfg
+        return to_tensor_batch(jpegs, cfg.size, cfg.mean, cfg.std)
+
     with torch.inference_mode():
-        aspects = st(images, torch.from_numpy(context))
-        anomaly, relations = sa(images)
+        aspects = st(images(st), torch.from_numpy(context))
+        anomaly, relations = sa(images(sa))
     for aspect in ASPECTS:
         np.testing.assert_allclose(st_out[f"ASPECT_{aspect.upper()}"], aspects[aspect].numpy(), atol=1e-4)
     np.testing.assert_allclose(sa_out["ANOMALY_SCORE"].reshape(-1), anomaly.numpy(), atol=1e-4)

@@ -33,7 +33,7 @@ METHODS: dict[str, dict[str, object]] = {
 # Configurations weighed against the shipped ones on val (``evaluation.clip.choose_configuration``).
 CANDIDATES: dict[str, dict[str, object]] = {
     **METHODS,
-    "st_clip_shift_only": {"condition": "st", "low_level": False},  # ST-CLIP before 2026-12-03
+    "st_clip_shift_only": {"condition": "st", "low_level": False},  # the shipped st_clip.pt's configuration
     "st_clip_low_level": {"condition": "st", "low_level": True},  # a ViT backbone only
 }
 # Share of training rows whose ST context is replaced by the all-zero "no context" vector, so that a
