@@ -159,8 +159,12 @@ def sa_clip(folders: tuple[Path, ...], photo_cache: Path | None, out: Path) -> N
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     text = sa_clip_table(list(folders), log=log)
     if photo_cache is not None:
+        from alerts.rules import load_rules
+        from core.settings import get_settings
+
         jpegs, photos = _real_photos(photo_cache, log)
-        text += "\n\n" + sa_clip_photos(list(folders), jpegs, photos)
+        rules = load_rules(get_settings().worker.alert_rules)
+        text += "\n\n" + sa_clip_photos(list(folders), jpegs, photos, rules)
     write_report(out, text)
 
 
@@ -273,6 +277,7 @@ def real_photos(weights: Path, cache: Path, out: Path) -> None:
     (apt-get download for the Debian ones)."""
     import torch
 
+    from alerts.rules import load_rules
     from core.errors import FleetscopeError
     from core.settings import get_settings
     from evaluation.real_photos import as_jpeg, fetch, judge, load_manifest, report, run_models
@@ -284,7 +289,9 @@ def real_photos(weights: Path, cache: Path, out: Path) -> None:
     except FleetscopeError as exc:
         raise click.ClickException(str(exc)) from None
     jpegs = {i: as_jpeg(data) for i, data in found.items()}
-    said = run_models(weights, jpegs, get_settings().worker.object_threshold)
-    verdicts = [judge(p, **said[p.id]) for p in photos if p.id in said]
+    settings = get_settings()
+    said = run_models(weights, jpegs, settings.worker.object_threshold)
+    rules = load_rules(settings.worker.alert_rules)
+    verdicts = [judge(p, **said[p.id], rules=rules) for p in photos if p.id in said]
     text = report(verdicts)
     write_report(out, text)

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from evaluation.real_photos import ANOMALY_SCORE, Photo, aspect_contradictions, aspects_said
+from alerts.rules import RuleSet
+from evaluation.real_photos import Photo, aspect_contradictions, aspects_said, rule_matches
 from models.checkpoints import BACKBONE_FILE, load_checkpoint
 from models.clip_backbone import BaseClip, VisionTransformer, tokenize
 from models.sa_clip import SAClip
@@ -386,25 +387,31 @@ def sa_clip_table(weights: list[Path], log: Log = print) -> str:
 
 
 @torch.no_grad()
-def sa_clip_photos(weights: list[Path], jpegs: dict[str, bytes], photos: list[Photo]) -> str:
-    """Each folder's SA-CLIP on the real photos (every one a normal scene): its top anomaly and score per photo."""
+def sa_clip_photos(weights: list[Path], jpegs: dict[str, bytes], photos: list[Photo], rules: RuleSet) -> str:
+    """Each folder's SA-CLIP on the real photos (every one a normal scene): its top anomaly and score per photo,
+    and the photos on which it meets an SA-CLIP condition of the alert ``rules``."""
     from models.preprocess import to_tensor_batch
-    from models.vocab import ANOMALY_TYPES
+    from streams.inference.outputs import anomaly_result
 
     shown = [p for p in photos if p.id in jpegs]
     lines = [f"SA-CLIP on real photos, all normal scenes (not synthetic; a check, never tuned on; {len(shown)} photos)"]
-    lines += ["", "| folder | photos scored >= 0.5 | highest score | median score |", "|---|---|---|---|"]
+    lines += ["", "| folder | photos meeting an alert rule's SA-CLIP condition | highest score | median score |"]
+    lines.append("|---|---|---|---|")
     answers = []
     for folder in weights:
         sa = load_checkpoint(folder / "sa_clip.pt")
         assert isinstance(sa, SAClip)
         cfg = sa.image_cfg
         scores, relations = sa(to_tensor_batch([jpegs[p.id] for p in shown], cfg.size, cfg.mean, cfg.std))
-        kinds = relations[:, sa.n_normal :].argmax(dim=-1)
+        alerted = 0
         for n, photo in enumerate(shown):
-            answers.append(f"  {photo.id:<16} {folder}: {ANOMALY_TYPES[int(kinds[n])]} {float(scores[n]):.2f}")
-        high, top, median = int((scores >= ANOMALY_SCORE).sum()), float(scores.max()), float(scores.median())
-        lines.append(f"| {folder} | {high} of {len(shown)} | {top:.2f} | {median:.2f} |")
+            result = anomaly_result(float(scores[n]), relations[n].numpy())
+            hits = rule_matches(result, rules)
+            alerted += bool(hits)
+            rule = f"  meets the {hits[0][0]} rule" if hits else ""
+            answers.append(f"  {photo.id:<16} {folder}: {result.type} {result.score:.2f}{rule}")
+        top, median = float(scores.max()), float(scores.median())
+        lines.append(f"| {folder} | {alerted} of {len(shown)} | {top:.2f} | {median:.2f} |")
     return "\n".join(lines + ["", *sorted(answers)])
 
 

@@ -25,12 +25,13 @@ from typing import Any
 import yaml
 from PIL import Image
 
+from alerts.rules import RuleSet
 from core.errors import FleetscopeError
+from records.messages import AnomalyResult
 
 MANIFEST = Path(__file__).with_name("real_photos.yaml")
 VEHICLES = ("car", "truck", "bus")
 PEOPLE = ("pedestrian", "cyclist")
-ANOMALY_SCORE = 0.5  # the lowest SA-CLIP score any shipped alert rule counts (alerts/rules.yaml)
 Log = Callable[[str], None]
 
 
@@ -152,10 +153,24 @@ def aspect_contradictions(photo: Photo, aspects: Mapping[str, str]) -> tuple[lis
     return wrong, 1 + (facts.get("daylight") is not None) + (facts.get("vehicles") is False)
 
 
-def judge(photo: Photo, aspects: Mapping[str, str], anomaly: tuple[str, float], objects: list[str]) -> Verdict:
+def rule_matches(anomaly: AnomalyResult, rules: RuleSet) -> list[tuple[str, float]]:
+    """(rule type, score) of every alert rule whose SA-CLIP condition this result meets, highest first."""
+    hits = [
+        (r.type, score)
+        for r in rules.rules
+        for c in r.any
+        if c.anomaly is not None and (score := c.anomaly.score(anomaly)) is not None
+    ]
+    return sorted(hits, key=lambda hit: -hit[1])
+
+
+def judge(
+    photo: Photo, aspects: Mapping[str, str], anomaly: AnomalyResult, objects: list[str], rules: RuleSet
+) -> Verdict:
     """Compare the models' answers with the photo's facts.
 
-    ``aspects``: ST-CLIP's label per aspect; ``anomaly``: SA-CLIP's most likely anomaly type and its score;
+    ``aspects``: ST-CLIP's label per aspect; ``anomaly``: SA-CLIP's result as the worker reads it, which
+    contradicts a normal photo when it meets the SA-CLIP condition of one of the alert ``rules``;
     ``objects``: the scene graph's object labels at the worker's threshold.
     """
     facts = photo.facts
@@ -163,10 +178,11 @@ def judge(photo: Photo, aspects: Mapping[str, str], anomaly: tuple[str, float], 
     v.said["st_clip"] = aspects_said(aspects)
     v.contradictions["st_clip"], v.checked["st_clip"] = aspect_contradictions(photo, aspects)
 
-    kind, score = anomaly
-    v.said["sa_clip"] = f"{kind} {score:.2f}"
+    v.said["sa_clip"] = f"{anomaly.type} {anomaly.score:.2f}"
     v.checked["sa_clip"] = 1
-    v.contradictions["sa_clip"] = [f"nothing anomalous, scores {kind} {score:.2f}"] if score >= ANOMALY_SCORE else []
+    v.contradictions["sa_clip"] = [
+        f"nothing anomalous, meets the {rule} rule at {score:.2f}" for rule, score in rule_matches(anomaly, rules)
+    ][:1]
 
     counts = {c: objects.count(c) for c in dict.fromkeys(objects)}
     v.said["scene_graph"] = ", ".join(f"{n} {c}" for c, n in counts.items()) or "nothing"
@@ -215,7 +231,7 @@ def run_models(weights: Path, jpegs: dict[str, bytes], object_threshold: float) 
         for n, i in enumerate(ids):
             out[i]["aspects"] = {a: labels[int(probs[a][n].argmax())] for a, labels in ASPECTS.items()}
             result = anomaly_result(float(scores[n]), relations[n].numpy())
-            out[i]["anomaly"] = (result.type, result.score)
+            out[i]["anomaly"] = result
             kept = graph["class_scores"][n] >= object_threshold
             out[i]["objects"] = [OBJECT_CLASSES[int(c)] for c in graph["class_ids"][n][kept]]
     return out

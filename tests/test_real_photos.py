@@ -8,9 +8,19 @@ from pathlib import Path
 
 from PIL import Image
 
+from alerts.rules import load_rules
 from evaluation.real_photos import Photo, as_jpeg, judge, load_manifest
+from models.vocab import ANOMALY_PROMPTS
+from records.messages import AnomalyResult
 
 NORMAL = {"weather_lighting": "clear day", "congestion": "free flow", "scene_type": "urban street"}
+RULES = load_rules()  # the shipped alert rules: a normal photo must meet none of their SA-CLIP conditions
+
+
+def sa_clip(kind: str, score: float, **relations: float) -> AnomalyResult:
+    """SA-CLIP's result with its top anomaly ``kind`` at ``score`` and the given anomaly types' relation scores."""
+    scores = {ANOMALY_PROMPTS[t]: v for t, v in relations.items()}
+    return AnomalyResult(score=score, type=kind, relation_scores=scores)
 
 
 def photo(**facts: bool | None) -> Photo:
@@ -32,8 +42,9 @@ def test_answers_that_agree_with_the_facts_contradict_nothing() -> None:
     v = judge(
         photo(daylight=True, vehicle_ahead=True, vehicles=True, people=True),
         NORMAL,
-        ("obstacle", 0.1),
+        sa_clip("obstacle", 0.1),
         ["car", "pedestrian"],
+        RULES,
     )
     assert all(not c for c in v.contradictions.values())
     assert v.checked == {"st_clip": 2, "sa_clip": 1, "scene_graph": 3}
@@ -42,19 +53,32 @@ def test_answers_that_agree_with_the_facts_contradict_nothing() -> None:
 def test_each_model_is_held_to_the_facts_it_can_contradict() -> None:
     aspects = {**NORMAL, "weather_lighting": "rain", "congestion": "heavy"}
     v = judge(
-        photo(daylight=True, vehicle_ahead=False, vehicles=False, people=True), aspects, ("wrong_way", 0.7), ["truck"]
+        photo(daylight=True, vehicle_ahead=False, vehicles=False, people=True),
+        aspects,
+        sa_clip("wrong_way", 0.7),
+        ["truck"],
+        RULES,
     )
     assert v.contradictions["st_clip"] == ["no rain or snow falls, says rain", "no vehicles, says heavy traffic"]
-    assert v.contradictions["sa_clip"] == ["nothing anomalous, scores wrong_way 0.70"]
+    assert v.contradictions["sa_clip"] == ["nothing anomalous, meets the wrong_way rule at 0.70"]
     assert v.contradictions["scene_graph"] == ["no vehicles, finds 1", "people in view, finds none"]
     # A fact left unstated (null) is never held against a model.
     night = judge(
         photo(daylight=None, vehicle_ahead=None, vehicles=None, people=None),
         {**NORMAL, "weather_lighting": "night"},
-        ("obstacle", 0.1),
+        sa_clip("obstacle", 0.1),
         ["car"],
+        RULES,
     )
     assert all(not c for c in night.contradictions.values())
+
+
+def test_sa_clip_contradicts_a_normal_photo_when_it_would_raise_an_alert_not_at_a_fixed_score() -> None:
+    """The stopped-vehicle rule counts a crash and a stopped car together from 0.4: below 0.5 that still alerts."""
+    grouped = judge(photo(daylight=True), NORMAL, sa_clip("obstacle", 0.45, stopped_vehicle=0.42), [], RULES)
+    assert grouped.contradictions["sa_clip"] == ["nothing anomalous, meets the stopped_vehicle rule at 0.42"]
+    quiet = judge(photo(daylight=True), NORMAL, sa_clip("wrong_way", 0.55), [], RULES)  # the wrong-way rule wants 0.6
+    assert quiet.contradictions["sa_clip"] == []
 
 
 def test_a_png_is_sent_as_a_jpeg_and_a_jpeg_as_it_is() -> None:
