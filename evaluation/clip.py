@@ -32,6 +32,7 @@ from models.checkpoints import BACKBONE_FILE, load_checkpoint
 from models.clip_backbone import BaseClip, VisionTransformer, tokenize
 from models.sa_clip import SAClip
 from models.vocab import ASPECTS, ST_CONTEXT_FIELDS
+from sim.export import ExportConfig
 from sim.truth import FrameTruth
 from training.captions import relation_captions, true_relations
 from training.clip_training import Log
@@ -285,25 +286,34 @@ def evaluate(weights: Path, seed: int = 0, log: Log = print) -> ClipReport:
     return report
 
 
+class DecodedFrames:
+    """Each world's frames decoded once per input size, for the models of one comparison to share."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[Path, int], FrameSet] = {}
+
+    def __call__(self, world: ExportConfig, size: int) -> FrameSet:
+        key = (ensure_export(world), size)
+        if key not in self._loaded:
+            self._loaded[key] = load_frames(*key)
+        return self._loaded[key]
+
+
 def zero_shot_table(weights: list[Path], log: Log = print) -> str:
     """Zero-shot macro-F1 (accuracy) per aspect of the base CLIP in each of ``weights``, side by side, on the
     benchmark's val and test episodes (neither takes part in any base CLIP's training; synthetic)."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    root = ensure_export(BENCHMARK)
+    decoded = DecodedFrames()
     lines = [
         f"Zero-shot aspects on the benchmark (simulator seed {BENCHMARK.seed}; synthetic), macro-F1 (accuracy)",
         "",
         "| base CLIP | episodes | frames | " + " | ".join(ASPECTS) + " | mean F1 |",
         "|---|---|---|" + "---|" * (len(ASPECTS) + 1),
     ]
-    by_size: dict[int, FrameSet] = {}  # base CLIPs of one input size share the decoded frames
     for folder in weights:
         base = load_checkpoint(folder / BACKBONE_FILE)
         assert isinstance(base, BaseClip)
-        size = base.image_cfg.size
-        if size not in by_size:
-            by_size[size] = load_frames(root, size)
-        frames = by_size[size]
+        frames = decoded(BENCHMARK, base.image_cfg.size)
         for split in ("val", "test"):
             t0, idx = time.monotonic(), frames.split(split)
             feats = image_features(base, frames, idx)
@@ -351,6 +361,7 @@ def sa_clip_table(weights: list[Path], log: Log = print) -> str:
     fine-tuned on a pretrained tower, in one run."""
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     grounded = training_sentences(ensure_export(CORPUS))
+    decoded = DecodedFrames()
     worlds = [BENCHMARK, *ALERT_WORLDS]
     kinds = ("all", "image-grounded", "never in training")
     lines = [
@@ -371,7 +382,7 @@ def sa_clip_table(weights: list[Path], log: Log = print) -> str:
         cells: dict[str, list[str]] = {name: [] for name in scorers}
         for world in worlds:
             t0 = time.monotonic()
-            frames = load_frames(ensure_export(world), base.image_cfg.size)
+            frames = decoded(world, base.image_cfg.size)
             idx = frames.split("test")
             if world is BENCHMARK:
                 for name, scorer in scorers.items():

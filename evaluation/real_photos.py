@@ -180,9 +180,8 @@ def judge(
 
     v.said["sa_clip"] = f"{anomaly.type} {anomaly.score:.2f}"
     v.checked["sa_clip"] = 1
-    v.contradictions["sa_clip"] = [
-        f"nothing anomalous, meets the {rule} rule at {score:.2f}" for rule, score in rule_matches(anomaly, rules)
-    ][:1]
+    first = rule_matches(anomaly, rules)[:1]  # the strongest rule met, if any
+    v.contradictions["sa_clip"] = [f"nothing anomalous, meets the {rule} rule at {score:.2f}" for rule, score in first]
 
     counts = {c: objects.count(c) for c in dict.fromkeys(objects)}
     v.said["scene_graph"] = ", ".join(f"{n} {c}" for c, n in counts.items()) or "nothing"

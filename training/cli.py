@@ -115,8 +115,7 @@ def train_clip(
     )
     _log(f"wrote {backbone}  ({backbone.stat().st_size / 1e6:.1f} MB)  {time.monotonic() - t0:.0f}s")
 
-    steps = sa_steps if sa_steps is not None else SA_STEPS["pretrained" if pretrained else "vit"]
-    _train_sa_clip(base, corpus, out, steps, origin, common)
+    _train_sa_clip(base, corpus, out, sa_steps, origin, common)
 
     _train_st_clip(base, backbone, out, int(shots), seed, common)
     _log(f"wall time {time.monotonic() - t0:.0f}s (datasets, base CLIP, SA-CLIP, ST-CLIP at {shots} shots)")
@@ -188,7 +187,7 @@ def train_sa_clip(out: Path, seed: int, steps: int | None, unlocked_stages: int)
     import torch
 
     from models.checkpoints import BACKBONE_FILE, load_checkpoint
-    from models.clip_backbone import BaseClip, pretrained_tower_of
+    from models.clip_backbone import BaseClip
     from training.dataset import CORPUS, ensure_export, load_frames
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
@@ -197,8 +196,6 @@ def train_sa_clip(out: Path, seed: int, steps: int | None, unlocked_stages: int)
     assert isinstance(base, BaseClip)
     corpus = load_frames(ensure_export(CORPUS), base.image_cfg.size)
     common = {"seed": seed, "data": "simulator (synthetic)", "clip_arch": base.arch}
-    if steps is None:
-        steps = SA_STEPS["vit" if pretrained_tower_of(base.clip.visual) is None else "pretrained"]
     _train_sa_clip(base, corpus, out, steps, f"the {BACKBONE_FILE} in {out}", common, unlocked_stages)
     _log(f"wall time {time.monotonic() - t0:.0f}s")
 
@@ -207,19 +204,24 @@ def _train_sa_clip(
     base: BaseClip,
     corpus: FrameSet,
     out: Path,
-    steps: int,
+    steps: int | None,
     origin: str,
     common: dict[str, Any],
     unlocked_stages: int = 1,
 ) -> None:
+    """Fine-tune SA-CLIP on a copy of ``base`` and write it to OUT; ``steps`` None is the backbone's ``SA_STEPS``."""
     from models.checkpoints import save_checkpoint
+    from models.clip_backbone import pretrained_tower_of
     from training.clip_training import finetune_sa_clip, fresh_copy
 
+    pretrained = pretrained_tower_of(base.clip.visual) is not None
+    if steps is None:
+        steps = SA_STEPS["pretrained" if pretrained else "vit"]
     sa = finetune_sa_clip(
         fresh_copy(base), corpus, steps=steps, unlocked_stages=unlocked_stages, seed=common["seed"], log=_log
     )
     meta = {**common, "trained": True, "steps": steps, "origin": f"SA-CLIP on {origin}"}
-    if sa.scoring != "softmax":
+    if pretrained:
         meta["unlocked_stages"] = unlocked_stages
     path = save_checkpoint(sa, "sa_clip", out / "sa_clip.pt", meta, half=True)
     _log(f"wrote {path}  ({path.stat().st_size / 1e6:.1f} MB)")
