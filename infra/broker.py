@@ -12,7 +12,7 @@ from core.errors import ConfigError, ServiceError
 from core.retrying import retry_until
 from core.settings import Settings
 from infra.process import ManagedProcess, port_open, require_free_port
-from streams.topics import all_topics
+from streams.topics import all_topics, topic_specs
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +102,15 @@ def ensure_topics(settings: Settings, timeout_s: float | None = None) -> list[st
     admin = _admin(settings, timeout_s, "create topics")
     try:
         created = []
-        for topic in _missing(admin, settings):
+        existing = set(admin.list_topics())
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                continue
             try:
                 admin.create_topics(
-                    [
-                        NewTopic(
-                            topic,
-                            num_partitions=settings.kafka.partitions,
-                            replication_factor=settings.kafka.replication_factor,
-                            # A table changelog only needs each key's latest value.
-                            topic_configs={"cleanup.policy": "compact"} if topic.endswith("-changelog") else {},
-                        )
-                    ]
+                    [NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)]
                 )
-                created.append(topic)
+                created.append(spec.name)
             except TopicAlreadyExistsError:
                 pass
         if created:

@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> Runtime:
         settings.worker.app_id,
         broker=[f"kafka://{server.strip()}" for server in k.servers.split(",")],
         store="memory://",
+        # Faust makes its data folder even for in-memory tables; by default in the working directory.
+        datadir=str(settings.stack.run_dir / f"faust-{settings.worker.app_id}"),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=k.partitions,

@@ -6,6 +6,8 @@ import these names; nothing else spells a topic name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.settings import Settings
 
 FRAMES = "fleet.frames"  # vehicle -> dashcam JPEG + camera calibration
@@ -32,12 +34,51 @@ FLEET_TOPICS = (
 
 SEGMENT_WINDOWS_TABLE = "segment-windows"  # Faust windowed table keyed by segment
 
+DAY_MS = 24 * 3600 * 1000
+
+# Topic-level settings every deployment gets (`fleetscope topics`, the embedded stack and the Strimzi
+# KafkaTopic resources are all made from this). Inputs are kept a week so a dead letter can be replayed
+# from its original; internal hops only need to outlive a worker outage; keyed state is compacted.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    FRAMES: {"retention.ms": str(7 * DAY_MS)},
+    GPS: {"retention.ms": str(7 * DAY_MS)},
+    FRAMES_ENRICHED: {"retention.ms": str(DAY_MS)},
+    SEGMENT_OBSERVATIONS: {"retention.ms": str(DAY_MS)},
+    SCENES_INFERRED: {"retention.ms": str(DAY_MS)},
+    SCENES: {"retention.ms": str(7 * DAY_MS)},
+    ALERTS: {"cleanup.policy": "compact"},  # alert_id -> its latest update
+    DEADLETTER: {"retention.ms": str(30 * DAY_MS)},
+    DEADLETTER_REPLAYED: {"cleanup.policy": "compact"},
+}
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}  # a table changelog only needs each key's latest value
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as it must exist on the broker."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
 
 def changelog(settings: Settings, table: str) -> str:
     """Faust's changelog topic of a table (named by app id, not by the topic prefix)."""
     return f"{settings.worker.app_id}-{table}-changelog"
 
 
+def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
+    """Every topic that must exist before the worker starts, table changelogs included.
+
+    All are co-partitioned (the same partition count): the agents join streams by vehicle and segment key.
+    """
+    k = settings.kafka
+    named = [(settings.topic(t), TOPIC_CONFIGS[t]) for t in FLEET_TOPICS]
+    named.append((changelog(settings, SEGMENT_WINDOWS_TABLE), CHANGELOG_CONFIG))
+    return tuple(TopicSpec(name, k.partitions, k.replication_factor, dict(config)) for name, config in named)
+
+
 def all_topics(settings: Settings) -> tuple[str, ...]:
     """Full names of every topic that must exist before the worker starts, table changelogs included."""
-    return (*(settings.topic(t) for t in FLEET_TOPICS), changelog(settings, SEGMENT_WINDOWS_TABLE))
+    return tuple(spec.name for spec in topic_specs(settings))
