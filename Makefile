@@ -7,7 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint ops-tools clean
+
+# Offline checkers of deploy/ that come from Debian (promtool from prometheus, docker-compose);
+# installed once, as root, when missing. kubectl (kustomize) is on the machine image.
+OPS_TOOLS := promtool docker-compose
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +22,16 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(VENV)/bin/fleetscope demo
 
-test: $(INSTALLED) lint
+test: $(INSTALLED) lint ops-tools
 	$(PY) -m pytest
+
+ops-tools:
+	@missing=$$(for t in $(OPS_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing prometheus and docker-compose from Debian (missing: $$missing)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus docker-compose >/dev/null || { echo "install the Debian packages prometheus and docker-compose"; exit 1; }; \
+	fi
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> Runtime:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def not_ready_on_revoke(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        metrics.WORKER_READY.set(0)
+        metrics.set_ready(False)
 
     # Sent once the consumer has stopped, so no agent still uses the clients.
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
@@ -117,7 +117,7 @@ async def _report(rt: Runtime) -> None:
     recovered = cast(TableManager, app.tables).recovery.completed.is_set() and not app.in_recovery
     reachable = rt.triton.up and rt.postgres.up
     ready = bool(assignment) and recovered and reachable and not app.rebalancing
-    metrics.WORKER_READY.set(1 if ready else 0)
+    metrics.set_ready(ready)
     if not ready:
         rt.stalls.reset()
     now, stalled = time.monotonic(), []

@@ -1,8 +1,19 @@
-"""Prometheus metrics of the worker, served on ``worker.metrics_port`` (text exposition format)."""
+"""Prometheus metrics of the worker, served on ``worker.metrics_port`` (text exposition format).
+
+The same port answers the orchestrator's probes: ``/ready`` (200 while the worker is ready, else 503)
+and ``/live`` (503 once the worker's event loop has not ticked for ``LOOP_STALE_S``).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import threading
+import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
 MESSAGES_IN = Counter("fleetscope_messages_in", "Messages consumed", ["topic"])
 MESSAGES_OUT = Counter("fleetscope_messages_out", "Messages produced", ["topic"])
@@ -60,7 +71,58 @@ END_TO_END = Histogram(
 )
 
 
+LOOP_STALE_S = 60.0  # the report timer ticks every second; a minute without one is a stuck loop
+
+
+class _ProbeState:
+    """Set from the event loop, read by the probe thread (single assignments: no lock needed)."""
+
+    ready = False
+    tick: float | None = None
+
+
+_state = _ProbeState()
+
+
+def set_ready(ready: bool) -> None:
+    """Record readiness (the gauge and the /ready probe) and that the event loop is running."""
+    WORKER_READY.set(1 if ready else 0)
+    _state.ready = ready
+    _state.tick = time.monotonic()
+
+
+def _probe(path: str) -> tuple[str, str] | None:
+    """Status and body for a probe path; None for the metrics exposition."""
+    if path == "/ready":
+        return ("200 OK", "ready\n") if _state.ready else ("503 Service Unavailable", "not ready\n")
+    if path == "/live":
+        stale = _state.tick is not None and time.monotonic() - _state.tick > LOOP_STALE_S
+        return ("503 Service Unavailable", "event loop stalled\n") if stale else ("200 OK", "live\n")
+    return None
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # a scrape every few seconds is not news
+        pass
+
+
 def serve(host: str, port: int) -> None:
-    """Start the metrics HTTP endpoint in a background thread (no-op when port is 0)."""
-    if port:
-        start_http_server(port, addr=host)
+    """Start the metrics and probe HTTP endpoint in a background thread (no-op when port is 0)."""
+    if not port:
+        return
+    exposition = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        probe = _probe(environ.get("PATH_INFO", "/"))
+        if probe is None:
+            return exposition(environ, start_response)
+        status, body = probe
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [body.encode()]
+
+    server = make_server(host, port, app, _Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()

@@ -1,0 +1,42 @@
+"""The worker's probe endpoints, served beside /metrics on one port (what Kubernetes probes call)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+from infra.process import free_ports
+from streams import metrics
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    (p,) = free_ports(1)
+    metrics.serve("127.0.0.1", p)
+    return p
+
+
+def test_ready_follows_the_worker_readiness_and_metrics_still_serve(port):
+    metrics.set_ready(False)
+    assert get(port, "/ready") == (503, "not ready\n")
+    metrics.set_ready(True)
+    assert get(port, "/ready") == (200, "ready\n")
+    status, text = get(port, "/metrics")
+    assert status == 200 and "fleetscope_worker_ready 1.0" in text
+
+
+def test_live_fails_once_the_event_loop_stops_ticking(port, monkeypatch):
+    metrics.set_ready(True)
+    assert get(port, "/live")[0] == 200
+    monkeypatch.setattr(metrics, "LOOP_STALE_S", 0.0)
+    assert get(port, "/live") == (503, "event loop stalled\n")
