@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -12,12 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
-from core.settings import Settings, load_settings
-from infra.broker import ensure_topics
-from infra.postgres import apply_schema
-from infra.process import free_ports
+from core.settings import Settings
 from infra.worker import WorkerProcess
 from records.messages import GpsFix
 from roads.network import load_network
@@ -26,53 +20,9 @@ from sim.publish import gps_message, in_delivery_order
 from sim.world import GpsEmission, World, WorldConfig
 from streams.producer import FleetProducer
 from streams.sinks.tables import segment_stats
+from tests.worker_groups import metric, start_workers
 
 T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
-
-
-def consumer_group(base: Settings, name: str) -> dict:
-    """Settings overrides for a consumer group of its own on the test stack: its topics, app id and database."""
-    db = f"fleetscope_{name}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(base.postgres.admin_url("psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-    admin.dispose()
-    return {
-        "kafka": {
-            "bootstrap_servers": base.kafka.servers,
-            "partitions": base.kafka.partitions,
-            "topic_prefix": f"{name}.",
-            "exact_changelog_ends": True,  # the test stack's broker is Tansu, given by its address
-        },
-        "postgres": {"dsn": f"postgresql://postgres@127.0.0.1:{base.postgres.embedded_port}/{db}"},
-        "triton": {"url": base.triton.grpc_url},
-        "worker": {
-            "app_id": f"fleetscope-{name}-{uuid.uuid4().hex[:6]}",
-            "match_idle_flush_s": 2,
-            "segment_flush_s": 0.5,
-            "backfill_from": base.worker.backfill_from,
-        },
-    }
-
-
-def worker_settings(group: dict, run_dir: Path) -> Settings:
-    """One worker of the group: a metrics port and run directory of its own."""
-    (port,) = free_ports(1)
-    return load_settings(
-        **{**group, "worker": {**group["worker"], "metrics_port": port}},
-        stack={"run_dir": run_dir, "startup_timeout_s": 120},
-    )
-
-
-def metric(w: WorkerProcess, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def stats_rows(settings: Settings) -> list[tuple]:
@@ -109,21 +59,6 @@ def send(settings: Settings, fixes: list[GpsFix]) -> None:
     with FleetProducer(settings) as producer:
         for f in fixes:
             producer.send_gps(f)
-
-
-def start_workers(stack: ExitStack, base: Settings, tmp_path: Path, names: list[str]) -> list[WorkerProcess]:
-    """One worker per name; workers with the same name share a consumer group (and topics and database)."""
-    groups = {name: consumer_group(base, name) for name in dict.fromkeys(names)}
-    started = []
-    for n, name in enumerate(names):
-        w = WorkerProcess(worker_settings(groups[name], tmp_path / f"worker{n}"))
-        if names.index(name) == n:
-            ensure_topics(w.settings)
-            apply_schema(w.settings)
-        stack.callback(w.stop)
-        w.start()
-        started.append(w)
-    return started
 
 
 @pytest.fixture

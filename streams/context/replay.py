@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from records.messages import GpsFix
 from roads.network import RoadNetwork
 from streams.context.gps_track import Row, add_fix, nearest_fix
-from streams.context.segment_windows import WindowValue, merged, window_stats
+from streams.context.segment_windows import WindowValue, as_of, merged, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
 from streams.windows import WindowRange, earliest_range, hopping_ranges
@@ -64,7 +64,7 @@ def replay_contexts(
         vec = context_vector(captured_at, attached, gps_tolerance_s, located.segment if located else None)
         if located is not None:
             window = earliest_range(captured_at.timestamp(), window_s, hop_s)
-            value = windows.get((located.segment.segment_id, window))
+            value = as_of(windows.get((located.segment.segment_id, window), {}), (captured_at + join_delay).timestamp())
             if value:
                 vec = with_window(vec, window_stats(located.segment.segment_id, window, window_s, value))
         out[i] = vec

@@ -50,6 +50,16 @@ def merged(value: WindowValue, fixes: Iterable[ObservedFix]) -> WindowValue:
     return out
 
 
+def as_of(value: WindowValue, cutoff_s: float) -> WindowValue:
+    """The fixes of ``value`` taken at or before ``cutoff_s`` (epoch seconds).
+
+    A frame's context must not depend on how far the GPS stream has been read past the frame: on a
+    backlog or after a rebalance the window may already hold fixes from seconds later.
+    """
+    kept = {v: {t: x for t, x in by_time.items() if float(t) <= cutoff_s} for v, by_time in value.items()}
+    return {v: by_time for v, by_time in kept.items() if by_time}
+
+
 def window_stats(segment_id: str, window: WindowRange, window_s: int, value: WindowValue) -> SegmentWindow:
     """The traffic of one segment window, computed from its value."""
     tracks: list[list[float]] = []
@@ -117,10 +127,11 @@ class SegmentWindows:
         self._expiry: dict[int, list[tuple[float, str, WindowRange]]] = defaultdict(list)
         self.store.on_recover(self._recovered)
 
-    def lookup(self, segment_id: str, at: datetime) -> SegmentWindow | None:
-        """The window of ``segment_id`` with the most history before ``at`` (None if it holds no fix yet)."""
+    def lookup(self, segment_id: str, at: datetime, horizon_s: float) -> SegmentWindow | None:
+        """The window of ``segment_id`` with the most history before ``at``, as it was ``horizon_s``
+        after ``at`` (None if it holds no fix by then)."""
         window = earliest_range(at.timestamp(), self.window_s, self.hop_s)
-        value = self.table[segment_id][window]
+        value = as_of(self.table[segment_id][window], at.timestamp() + horizon_s)
         return window_stats(segment_id, window, self.window_s, value) if value else None
 
     def add(self, batch: Iterable[SegmentObservations]) -> None:

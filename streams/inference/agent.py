@@ -25,11 +25,12 @@ from streams.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def joined(frame: EnrichedFrame, windows: SegmentWindows) -> EnrichedFrame:
-    """The frame with its segment's current window in the ST context (unchanged without a segment)."""
+def joined(frame: EnrichedFrame, windows: SegmentWindows, horizon_s: float) -> EnrichedFrame:
+    """The frame with its segment's window, as of ``horizon_s`` after capture, in the ST context
+    (unchanged without a segment). The horizon is the GPS join's tolerance, as in training's replay."""
     if frame.segment is None:
         return frame
-    window = windows.lookup(frame.segment.segment_id, frame.frame.captured_at)
+    window = windows.lookup(frame.segment.segment_id, frame.frame.captured_at, horizon_s)
     return frame.model_copy(
         update={
             "segment": frame.segment.model_copy(update={"window": window}),
@@ -59,7 +60,7 @@ def register(rt: Runtime, windows: SegmentWindows) -> TritonModels:
         return [r for f in frames for r in await run_batch([f])]
 
     async def infer_batch(batch: Sequence[tuple[EventT, EnrichedFrame]]) -> None:
-        frames = [joined(f, windows) for _, f in batch]
+        frames = [joined(f, windows, rt.settings.worker.gps_tolerance_s) for _, f in batch]
         for (event, _), frame, result in zip(batch, frames, await run_batch(frames), strict=True):
             if isinstance(result, Exception):
                 await dead_letter(rt, event, "inference", "inference_failed", str(result))

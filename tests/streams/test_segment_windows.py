@@ -15,7 +15,7 @@ from sim.fleet import GpsConfig
 from sim.publish import gps_message
 from sim.world import GpsEmission, World, WorldConfig
 from streams.context.kinematics import smoothed_speeds
-from streams.context.segment_windows import merged, partition_of, window_stats
+from streams.context.segment_windows import as_of, merged, partition_of, window_stats
 from streams.context.st_vector import context_vector, with_window
 from streams.context.vehicle_track import VehicleTracks
 from tests.frames import sample_camera
@@ -132,3 +132,10 @@ def test_a_vehicle_without_reported_speeds_leaves_the_median_to_the_others():
         warnings.simplefilter("error")  # no division by an empty track
         stats = window_stats("s", (0.0, 59.9), 60, merged({}, fixes))
     assert stats.vehicles == 2 and stats.median_speed_mps == pytest.approx(8.0)
+
+
+def test_a_window_as_of_a_time_holds_only_the_fixes_taken_by_then():
+    value = {"a": {"100.000": [10.0, 0], "130.000": [12.0, 1]}, "b": {"140.000": [5.0, 0]}}
+    assert as_of(value, 130.0) == {"a": {"100.000": [10.0, 0], "130.000": [12.0, 1]}}
+    assert as_of(value, 99.0) == {}
+    assert as_of(value, 1e12) == value
