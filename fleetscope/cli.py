@@ -7,6 +7,7 @@ named by FLEETSCOPE_ENV_FILE); a configuration mistake stops it before anything 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ import click
 
 from core.cli_support import settings_or_exit
 from core.errors import ConfigError, FleetscopeError
-from core.settings import Settings
+from core.settings import REPO_ROOT, Settings
 from evaluation.cli import evaluate
 from fleetscope.ask import ask
 from fleetscope.gps_bench import bench_gps
@@ -183,6 +184,25 @@ def stack_down() -> None:
     _logging(settings)
     killed = reap_leftovers(settings)
     click.echo(f"killed: {', '.join(killed)}" if killed else "nothing left running")
+
+
+@main.group()
+def deploy() -> None:
+    """Files under deploy/ generated from the code (Strimzi topics, Grafana dashboards)."""
+
+
+@deploy.command("render")
+@click.option("--check", is_flag=True, help="change nothing; exit 1 naming the files that differ from the code")
+def deploy_render(check: bool) -> None:
+    """Rewrite deploy/'s generated files after a change to streams/topics.py or fleetscope/dashboards.py."""
+    from fleetscope import deploy_files
+
+    changed = deploy_files.stale() if check else deploy_files.render()
+    names = ", ".join(os.path.relpath(p, REPO_ROOT) for p in changed)
+    if check and changed:
+        click.echo(f"out of date: {names}; run `fleetscope deploy render`", err=True)
+        sys.exit(1)
+    click.echo(f"{'out of date' if check else 'written'}: {names}" if changed else "deploy/ files are up to date")
 
 
 @main.command()

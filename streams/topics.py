@@ -74,9 +74,11 @@ def topic_specs(settings: Settings) -> tuple[TopicSpec, ...]:
     All are co-partitioned (the same partition count): the agents join streams by vehicle and segment key.
     """
     k = settings.kafka
+    # Brokers refuse messages above their default (about 1 MB on Apache Kafka); frames may be larger.
+    size = {"max.message.bytes": str(k.max_message_bytes)}
     named = [(settings.topic(t), TOPIC_CONFIGS[t]) for t in FLEET_TOPICS]
     named.append((changelog(settings, SEGMENT_WINDOWS_TABLE), CHANGELOG_CONFIG))
-    return tuple(TopicSpec(name, k.partitions, k.replication_factor, dict(config)) for name, config in named)
+    return tuple(TopicSpec(name, k.partitions, k.replication_factor, {**config, **size}) for name, config in named)
 
 
 def all_topics(settings: Settings) -> tuple[str, ...]:
