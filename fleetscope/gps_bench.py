@@ -70,7 +70,8 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
     settings = load_settings(
         kafka={"embedded_port": kafka},
         postgres={"embedded_port": pg},
-        worker={"metrics_port": metrics_port, "embedded": False},
+        # The simulated morning is a fixed date: admit it, or a worker dead-letters it once it is a week old.
+        worker={"metrics_port": metrics_port, "embedded": False, "backfill_from": DEFAULT_START},
         stack={"run_dir": REPO_ROOT / "var" / "bench-gps"},
     )
     gps, observations = settings.topic(topics.GPS), settings.topic(topics.SEGMENT_OBSERVATIONS)

@@ -93,6 +93,9 @@ def create_app(settings: Settings) -> Runtime:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def not_ready_on_revoke(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         metrics.set_ready(False)
+        # A partition another worker now owns must not keep reporting this worker's last lag for it.
+        for tp in revoked:
+            metrics.forget_partition(tp.topic, tp.partition)
 
     # Sent once the consumer has stopped, so no agent still uses the clients.
     @app.on_before_shutdown.connect  # type: ignore[arg-type]

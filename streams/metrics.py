@@ -71,6 +71,14 @@ END_TO_END = Histogram(
 )
 
 
+def forget_partition(topic: str, partition: int) -> None:
+    """Drop a partition's lag series (after it was revoked); a no-op for one never reported."""
+    try:
+        CONSUMER_LAG.remove(topic, str(partition))
+    except KeyError:
+        pass
+
+
 LOOP_STALE_S = 60.0  # the report timer ticks every second; a minute without one is a stuck loop
 
 

@@ -40,3 +40,11 @@ def test_live_fails_once_the_event_loop_stops_ticking(port, monkeypatch):
     assert get(port, "/live")[0] == 200
     monkeypatch.setattr(metrics, "LOOP_STALE_S", 0.0)
     assert get(port, "/live") == (503, "event loop stalled\n")
+
+
+def test_a_revoked_partition_stops_reporting_lag(port):
+    metrics.CONSUMER_LAG.labels("fleet.frames", "3").set(42)
+    assert 'fleetscope_consumer_lag{partition="3",topic="fleet.frames"} 42.0' in get(port, "/metrics")[1]
+    metrics.forget_partition("fleet.frames", 3)
+    metrics.forget_partition("fleet.frames", 3)  # twice, or never reported: no error
+    assert 'partition="3",topic="fleet.frames"' not in get(port, "/metrics")[1]
