@@ -29,7 +29,13 @@ def _counters(port: int) -> dict[tuple[str, str], float]:
         for s in family.samples:
             if s.name in ("fleetscope_messages_in_total", "fleetscope_messages_out_total"):
                 out[(s.name, s.labels["topic"])] = s.value
+            elif s.name == "fleetscope_dead_letters_total":
+                out[(s.name, s.labels["reason"])] = out.get((s.name, s.labels["reason"]), 0) + s.value
     return out
+
+
+def _dead_letters(counters: dict[tuple[str, str], float]) -> dict[str, int]:
+    return {reason: int(n) for (name, reason), n in counters.items() if name == "fleetscope_dead_letters_total" and n}
 
 
 @click.command("gps")
@@ -89,6 +95,7 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
             click.echo("starting one worker; it drains the backlog ...", err=True)
             worker.start()
             first = gps_done = windows_done = None
+            consumed_before = 0.0
             deadline = time.monotonic() + timeout
             while windows_done is None:
                 if time.monotonic() > deadline:
@@ -97,9 +104,15 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
                     )
                 c = _counters(metrics_port)
                 now = time.perf_counter()
+                if sum(_dead_letters(c).values()) > len(encoded) // 100:
+                    raise click.ClickException(
+                        f"the worker dead-lettered fixes ({_dead_letters(c)}); see {worker.process.log_path}"
+                    )
                 n_in = c.get(("fleetscope_messages_in_total", gps), 0)
+                # The worker starts draining as soon as it is ready, before this loop's first scrape: time
+                # from the first scrape that sees fixes consumed, and count only the fixes consumed after it.
                 if first is None and n_in > 0:
-                    first = now
+                    first, consumed_before = now, n_in
                 if gps_done is None and n_in >= len(encoded):
                     gps_done = now
                 sent = c.get(("fleetscope_messages_out_total", observations), 0)
@@ -110,11 +123,18 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
                 time.sleep(0.25)
         finally:
             worker.stop()
-    assert first is not None and gps_done is not None
-    matched_rate = len(encoded) / (gps_done - first)
-    full_rate = len(encoded) / (windows_done - first)
+    assert first is not None and gps_done is not None and windows_done is not None
+    timed = len(encoded) - consumed_before
+    if windows_done <= first or gps_done <= first or timed < len(encoded) / 2:
+        raise click.ClickException(
+            f"{consumed_before:.0f} of {len(encoded)} fixes were drained before the first poll: too few to time;"
+            " add vehicles or duration"
+        )
+    matched_rate = timed / (gps_done - first)
+    full_rate = timed / (windows_done - first)
     result = {
         "fixes": len(encoded),
+        "fixes_timed": int(timed),
         "vehicles": vehicles,
         "matcher_alone_fixes_per_s": round(alone),
         "produce_fixes_per_s": round(produce_rate),
@@ -123,6 +143,7 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
         "ratio_worker_to_matcher_alone": round(full_rate / alone, 3),
         "target_fixes_per_s": TARGET_FIXES_PER_S,
         "ratio_to_target": round(full_rate / TARGET_FIXES_PER_S, 3),
+        "dead_letters": _dead_letters(c),
     }
     if as_json:
         click.echo(json.dumps(result))
@@ -131,7 +152,7 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
         "\n".join(
             [
                 f"GPS through the broker and one Faust worker (synthetic fleet, {vehicles} vehicles, "
-                f"{len(encoded)} fixes)",
+                f"{len(encoded)} fixes; timed from the first poll that saw fixes consumed: {timed:.0f} fixes)",
                 f"  map matcher alone, in process       {alone:8.0f} fixes/s",
                 f"  produce to {gps:<24} {produce_rate:8.0f} fixes/s",
                 f"  worker: consumed and map-matched    {matched_rate:8.0f} fixes/s",
