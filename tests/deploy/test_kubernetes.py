@@ -16,8 +16,6 @@ import re
 import subprocess
 import sys
 import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from infra.process import free_ports
 from infra.triton import MODELS
 from streams import metrics, topics
 from streams.sinks.migrations import READER_ROLE, WRITER_ROLE
+from tests.http_get import get
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "kubernetes"
@@ -254,14 +253,6 @@ def test_topic_resource_names_follow_a_prefix_and_never_collide():
 # --- worker: probes, metrics, autoscaling ---------------------------------------------------------------------
 
 
-def served(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def test_the_worker_probes_call_what_the_worker_serves_on_its_metrics_port(overlay, settings, monkeypatch):
     worker = one(overlay, "Deployment", "fleetscope-worker")
     c = container(worker, "worker")
@@ -279,11 +270,11 @@ def test_the_worker_probes_call_what_the_worker_serves_on_its_metrics_port(overl
     (port,) = free_ports(1)
     metrics.serve("127.0.0.1", port)
     metrics.set_ready(False)
-    assert served(port, "/ready") == (503, "not ready\n")
+    assert get(port, "/ready") == (503, "not ready\n")
     metrics.set_ready(True)
-    assert served(port, "/ready") == (200, "ready\n")
-    assert served(port, "/live") == (200, "live\n")
-    status, text = served(port, annotations["prometheus.io/path"])
+    assert get(port, "/ready") == (200, "ready\n")
+    assert get(port, "/live") == (200, "live\n")
+    status, text = get(port, annotations["prometheus.io/path"])
     assert status == 200 and "fleetscope_worker_ready" in text
 
 
