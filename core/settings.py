@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError
 
@@ -331,11 +331,38 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = "__".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"  FLEETSCOPE_{loc}: {err['msg']}" if loc else f"  {err['msg']}")
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """A ConfigError naming each variable that is wrong and why."""
+    lines = []
+    for err in exc.errors():
+        loc = "__".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"  FLEETSCOPE_{loc}: {err['msg']}" if loc else f"  {err['msg']}")
+    return ConfigError("invalid configuration:\n" + "\n".join(lines))
+
+
+class _DefaultsOnly(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def default_settings(**overrides: Any) -> Settings:
+    """The defaults with ``overrides`` and no environment variable or file read: what generated files
+    (deploy/'s manifests) are made from, whatever the shell that makes them has set."""
+    try:
+        return _DefaultsOnly(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
 
 
 @lru_cache(maxsize=1)

@@ -195,7 +195,10 @@ def deploy() -> None:
 @click.option("--check", is_flag=True, help="change nothing; exit 1 naming the files that differ from the code")
 def deploy_render(check: bool) -> None:
     """Rewrite deploy/'s generated files after a change to streams/topics.py or fleetscope/dashboards.py."""
-    from fleetscope import deploy_files
+    try:
+        from fleetscope import deploy_files
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}: install the deploy extra, pip install 'fleetscope[deploy]'") from None
 
     changed = deploy_files.stale() if check else deploy_files.render()
     names = ", ".join(os.path.relpath(p, REPO_ROOT) for p in changed)
@@ -203,6 +206,27 @@ def deploy_render(check: bool) -> None:
         click.echo(f"out of date: {names}; run `fleetscope deploy render`", err=True)
         sys.exit(1)
     click.echo(f"{'out of date' if check else 'written'}: {names}" if changed else "deploy/ files are up to date")
+
+
+@deploy.command("kafka-topics")
+@click.option("--topic-prefix", default="", help="FLEETSCOPE_KAFKA__TOPIC_PREFIX of your workers")
+@click.option(
+    "--app-id", default="fleetscope", show_default=True, help="FLEETSCOPE_WORKER__APP_ID (names the changelog)"
+)
+@click.option("--partitions", default=12, show_default=True, help="partitions of every topic (the most workers)")
+@click.option("--replicas", default=3, show_default=True, help="replication factor")
+@click.option("--cluster", default="fleetscope", show_default=True, help="the Strimzi Kafka resource's name")
+def deploy_kafka_topics(topic_prefix: str, app_id: str, partitions: int, replicas: int, cluster: str) -> None:
+    """Print Strimzi KafkaTopic resources for a layout other than deploy/kubernetes/base's."""
+    from fleetscope.manifests import kafka_topics_yaml, production_settings
+
+    try:
+        settings = production_settings(
+            app_id, topic_prefix=topic_prefix, partitions=partitions, replication_factor=replicas
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(kafka_topics_yaml(settings, cluster), nl=False)
 
 
 @main.command()

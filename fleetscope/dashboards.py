@@ -1,7 +1,7 @@
 """Grafana dashboards as code: the SREs' on Prometheus, the city's on PostgreSQL (grafana-foundation-sdk).
 
-``write_dashboards`` writes them as the JSON files Grafana's file provisioning loads
-(``deploy/grafana/dashboards``, beside the provisioning files that define the two data sources with
+``fleetscope deploy render`` (fleetscope/deploy_files.py) writes them as the JSON files Grafana's file
+provisioning loads (``deploy/grafana/dashboards``, beside the provisioning files that define the two data sources with
 the uids used here). The SQL of every city panel is a module constant (``CITY_QUERIES``), so the
 tests run it, as the dashboard login, on a real database; they also check every PromQL expression
 against the metrics the worker and Triton really expose.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -309,9 +308,9 @@ def sre_dashboard() -> dict:
             [
                 up_stat(
                     "Workers ready",
-                    "Workers whose fleetscope_worker_ready is 1 (partitions held, tables recovered, "
-                    "Triton and PostgreSQL reachable), of all scraped workers.",
-                    prom("sum(fleetscope_worker_ready)", "ready"),
+                    "1 when every scraped worker's fleetscope_worker_ready is 1 (partitions held, tables "
+                    "recovered, Triton and PostgreSQL reachable); 0 while any one is not.",
+                    prom("min(fleetscope_worker_ready)", "all ready"),
                 ),
                 up_stat(
                     "Dependencies up",
@@ -320,11 +319,11 @@ def sre_dashboard() -> dict:
                 ),
                 series(
                     "Time waiting for dependencies",
-                    "Share of time the workers spent waiting for an unreachable service, per service.",
+                    "Share of time a worker spent waiting for an unreachable service, per service (mean of workers).",
                     units.PercentUnit,
                     [
                         prom(
-                            f"sum by (dependency) (rate(fleetscope_dependency_down_seconds_total{RATE}))",
+                            f"avg by (dependency) (rate(fleetscope_dependency_down_seconds_total{RATE}))",
                             "{{dependency}}",
                         )
                     ],
@@ -602,14 +601,3 @@ def dashboards() -> dict[str, dict]:
 def render(dashboard: dict) -> str:
     """A dashboard as its file's text: sorted keys, indent 2, a trailing newline (stable diffs)."""
     return json.dumps(dashboard, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_dashboards(folder: Path = DASHBOARDS_DIR) -> list[Path]:
-    """Write every dashboard into ``folder`` (created if missing); return the files written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, dashboard in dashboards().items():
-        path = folder / name
-        path.write_text(render(dashboard), encoding="utf-8")
-        written.append(path)
-    return written

@@ -1,15 +1,17 @@
 """``fleetscope bench gps``: GPS fixes per second through the real broker and one Faust worker.
 
 A simulated fleet's fixes are encoded up front and produced to ``fleet.gps`` of a GPS-only embedded
-stack (broker and PostgreSQL, no Triton). One worker then drains the backlog: map matching, the
+stack (broker and PostgreSQL, no Triton) once its one worker is ready; producing is about five times
+faster than the worker consumes, so the worker drains a backlog: map matching, the
 repartition by segment, the segment-window table and ``segment_stats``. Rates come from the worker's
-own counters, polled every 0.1 s. Side by side in the same run, the map matcher alone (same fixes, in
+own counters, polled every 0.25 s. Side by side in the same run, the map matcher alone (same fixes, in
 process, no Kafka) gives the ratio that shows what the broker and Faust cost.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -82,18 +84,25 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
     )
     gps, observations = settings.topic(topics.GPS), settings.topic(topics.SEGMENT_OBSERVATIONS)
     with Stack(settings, with_triton=False):
-        click.echo(f"producing {len(encoded)} fixes to {gps} ...", err=True)
-        p0 = time.perf_counter()
-        with FleetProducer(settings) as producer:
-            for key, value in encoded:
-                producer.send_raw(gps, key, value)
-            producer.flush()
-        produce_rate = len(encoded) / (time.perf_counter() - p0)
-
         worker = WorkerProcess(settings)
+        produce_s: list[float] = []
+
+        def produce() -> None:
+            p0 = time.perf_counter()
+            with FleetProducer(settings) as producer:
+                for key, value in encoded:
+                    producer.send_raw(gps, key, value)
+                producer.flush()
+            produce_s.append(time.perf_counter() - p0)
+
         try:
-            click.echo("starting one worker; it drains the backlog ...", err=True)
+            click.echo("starting one worker ...", err=True)
             worker.start()
+            # Produced once the worker is ready and timed from then: producing is about five times faster
+            # than the worker consumes, so the worker drains a backlog from the first seconds on.
+            click.echo(f"producing {len(encoded)} fixes to {gps}; the worker drains them ...", err=True)
+            producing = threading.Thread(target=produce, name="produce", daemon=True)
+            producing.start()
             first = gps_done = windows_done = None
             consumed_before = 0.0
             deadline = time.monotonic() + timeout
@@ -109,8 +118,7 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
                         f"the worker dead-lettered fixes ({_dead_letters(c)}); see {worker.process.log_path}"
                     )
                 n_in = c.get(("fleetscope_messages_in_total", gps), 0)
-                # The worker starts draining as soon as it is ready, before this loop's first scrape: time
-                # from the first scrape that sees fixes consumed, and count only the fixes consumed after it.
+                # Timed from the first scrape that sees fixes consumed, counting only those consumed after it.
                 if first is None and n_in > 0:
                     first, consumed_before = now, n_in
                 if gps_done is None and n_in >= len(encoded):
@@ -121,13 +129,15 @@ def bench_gps(vehicles: int, duration: int, seed: int, timeout: float, as_json: 
                 # Each scrape costs the worker a registry walk and /proc reads: at 10 per second they
                 # took about 8 % of its CPU (py-spy), so poll at 4 Hz (±0.25 s on a drain of 10-20 s).
                 time.sleep(0.25)
+            producing.join(timeout=60)
         finally:
             worker.stop()
+    produce_rate = len(encoded) / produce_s[0] if produce_s else float("nan")
     assert first is not None and gps_done is not None and windows_done is not None
     timed = len(encoded) - consumed_before
     if windows_done <= first or gps_done <= first or timed < len(encoded) / 2:
         raise click.ClickException(
-            f"{consumed_before:.0f} of {len(encoded)} fixes were drained before the first poll: too few to time;"
+            f"{consumed_before:.0f} of {len(encoded)} fixes were consumed before the first poll: too few to time;"
             " add vehicles or duration"
         )
     matched_rate = timed / (gps_done - first)

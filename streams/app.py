@@ -55,7 +55,8 @@ def create_app(settings: Settings) -> Runtime:
         consumer_max_fetch_size=k.max_message_bytes,
         # Faust takes every fetched record per poll by default; capping polls at 2,000 records (and
         # map matching 2,000 fixes per batch) took `fleetscope bench gps` from about 3,600 to
-        # 4,600-5,400 fixes/s, measured side by side; the cap alone gave 4,200-4,400.
+        # 4,600-5,400 fixes/s, measured side by side; the cap alone gave 4,200-4,400 (that bench's absolute
+        # figures were about 15 % high, docs/benchmarks.md; the comparison stands).
         broker_max_poll_records=k.max_poll_records,
     )
     w = settings.worker
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> Runtime:
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:
+        metrics.loop_ticked()  # first: /live must not depend on the report below succeeding
         try:
             await _report(rt)
         except Exception:  # an exception would stop Faust's timer, and with it readiness and lag
@@ -93,9 +95,7 @@ def create_app(settings: Settings) -> Runtime:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def not_ready_on_revoke(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         metrics.set_ready(False)
-        # A partition another worker now owns must not keep reporting this worker's last lag for it.
-        for tp in revoked:
-            metrics.forget_partition(tp.topic, tp.partition)
+        metrics.keep_lag_of(set())  # the new assignment reports its own partitions again
 
     # Sent once the consumer has stopped, so no agent still uses the clients.
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
@@ -123,14 +123,16 @@ async def _report(rt: Runtime) -> None:
     metrics.set_ready(ready)
     if not ready:
         rt.stalls.reset()
+    if app.rebalancing:  # the consumer still lists the partitions it is giving up
+        return
+    # Only topics agents read: a table's changelog and Faust's own topics are assigned but read otherwise.
+    consumed = [tp for tp in assignment if tp.topic in rt.consumed]
+    metrics.keep_lag_of({(tp.topic, tp.partition) for tp in consumed})
     now, stalled = time.monotonic(), []
-    for tp in assignment:
-        # Only topics agents read: a table's changelog and Faust's own topics are assigned but read otherwise.
-        if tp.topic not in rt.consumed:
-            continue
+    for tp in consumed:
         position, highwater = await rt.reading(tp)
         if highwater is not None and position is not None:
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            metrics.report_lag(tp.topic, tp.partition, max(highwater - position, 0))
             if ready and rt.stalls.stalled(tp, position, highwater, now):
                 stalled.append(f"{tp.topic}[{tp.partition}]@{position}")
     # While a stage is at work, waiting records are its backlog, not a consumer that stopped delivering.

@@ -71,12 +71,21 @@ END_TO_END = Histogram(
 )
 
 
-def forget_partition(topic: str, partition: int) -> None:
-    """Drop a partition's lag series (after it was revoked); a no-op for one never reported."""
-    try:
-        CONSUMER_LAG.remove(topic, str(partition))
-    except KeyError:
-        pass
+_lag_series: set[tuple[str, str]] = set()  # (topic, partition) with a lag series, touched by the event loop only
+
+
+def report_lag(topic: str, partition: int, lag: int) -> None:
+    """Set one partition's consumer lag."""
+    CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+    _lag_series.add((topic, str(partition)))
+
+
+def keep_lag_of(partitions: set[tuple[str, int]]) -> None:
+    """Drop the lag series of every partition not in ``partitions`` (another worker reports those now)."""
+    keep = {(topic, str(partition)) for topic, partition in partitions}
+    for series in _lag_series - keep:
+        CONSUMER_LAG.remove(*series)
+    _lag_series.intersection_update(keep)
 
 
 LOOP_STALE_S = 60.0  # the report timer ticks every second; a minute without one is a stuck loop
@@ -93,9 +102,13 @@ _state = _ProbeState()
 
 
 def set_ready(ready: bool) -> None:
-    """Record readiness (the gauge and the /ready probe) and that the event loop is running."""
+    """Record readiness (the gauge and the /ready probe)."""
     WORKER_READY.set(1 if ready else 0)
     _state.ready = ready
+
+
+def loop_ticked() -> None:
+    """Record that the event loop is running (the /live probe); called by a 1 s timer."""
     _state.tick = time.monotonic()
 
 

@@ -13,5 +13,6 @@ def test_bench_gps_drains_a_small_fleet_and_reports_rates_with_no_fix_dead_lette
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["fixes"] >= 100 * 180 and result["dead_letters"] == {}
-    assert result["worker_with_segment_windows_fixes_per_s"] > 0
-    assert result["worker_matched_fixes_per_s"] >= result["worker_with_segment_windows_fixes_per_s"]
+    # Timed over most of the drain, at a rate far above the fleet's 100 fixes/s (the target is 5,000).
+    assert result["fixes_timed"] >= result["fixes"] / 2
+    assert result["worker_with_segment_windows_fixes_per_s"] > 500

@@ -119,14 +119,8 @@ def test_the_committed_dashboards_are_what_the_code_generates():
     assert sorted(p.name for p in fd.DASHBOARDS_DIR.glob("*.json")) == sorted(generated)
     for name, dashboard in generated.items():
         assert (fd.DASHBOARDS_DIR / name).read_text(encoding="utf-8") == fd.render(dashboard), (
-            f"{name} differs from fleetscope/dashboards.py: regenerate it with write_dashboards()"
+            f"{name} differs from fleetscope/dashboards.py: regenerate it with `fleetscope deploy render`"
         )
-
-
-def test_write_dashboards_writes_every_dashboard_file(tmp_path):
-    written = fd.write_dashboards(tmp_path / "out")
-    assert sorted(p.name for p in written) == sorted(fd.dashboards())
-    assert all(p.read_text(encoding="utf-8").endswith("}\n") for p in written)
 
 
 def test_provisioned_data_sources_are_the_ones_the_dashboards_use():

@@ -58,9 +58,8 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def clean_settings(**kafka: Any) -> Settings:
-    """Production settings as the committed files assume them: no FLEETSCOPE_* variable of this machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETSCOPE_")}
-    with mock.patch.dict(os.environ, env, clear=True):
+    """Production settings as the committed files assume them, even with a FLEETSCOPE_* variable set here."""
+    with mock.patch.dict(os.environ, {"FLEETSCOPE_KAFKA__TOPIC_PREFIX": "not-read."}):
         return production_settings(**kafka)
 
 
@@ -519,3 +518,18 @@ def test_deploy_render_check_names_a_generated_file_that_was_edited_by_hand(tmp_
     monkeypatch.setattr(deploy_files, "generated", lambda: {**makers, edited: makers[deploy_files.KAFKA_TOPICS]})
     result = CliRunner().invoke(main, ["deploy", "render", "--check"])
     assert result.exit_code == 1 and "kafka-topics.yaml" in result.output
+
+
+def test_deploy_kafka_topics_prints_another_layout_with_the_workers_prefix_and_app_id():
+    from click.testing import CliRunner
+
+    from fleetscope.cli import main
+
+    args = ["deploy", "kafka-topics", "--topic-prefix", "acme.", "--app-id", "acme", "--partitions", "24"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    specs = [doc["spec"] for doc in yaml.safe_load_all(result.output) if doc]
+    assert {s["partitions"] for s in specs} == {24}
+    names = {s["topicName"] for s in specs}
+    assert "acme.fleet.frames" in names and f"acme-{topics.SEGMENT_WINDOWS_TABLE}-changelog" in names
+    assert CliRunner().invoke(main, ["deploy", "kafka-topics", "--partitions", "0"]).exit_code == 2

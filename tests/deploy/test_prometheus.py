@@ -242,9 +242,10 @@ def test_a_real_prometheus_scrapes_the_stack_and_loads_the_rules(prometheus: int
     # A rule is "unknown" until first evaluated; "err" means Prometheus could not evaluate it.
     wait_until(lambda: all(h != "unknown" for h in rules().values()), 30, "every rule evaluated", poll_s=0.5)
     assert {name for name, health in rules().items() if health != "ok"} == set()
-    targets = _api(port, "targets")["activeTargets"]
-    assert {t["labels"]["job"]: t["health"] for t in targets} == {
-        "fleetscope-worker": "up",
-        "triton": "up",
-        "prometheus": "up",
-    }
+
+    def targets() -> dict[str, str]:
+        return {t["labels"]["job"]: t["health"] for t in _api(port, "targets")["activeTargets"]}
+
+    # Each target is "unknown" until its first scrape (Prometheus' own may come last under load).
+    wait_until(lambda: "unknown" not in targets().values(), 30, "every target scraped once", poll_s=0.5)
+    assert targets() == {"fleetscope-worker": "up", "triton": "up", "prometheus": "up"}

@@ -26,15 +26,18 @@ def test_ready_follows_the_worker_readiness_and_metrics_still_serve(port):
 
 
 def test_live_fails_once_the_event_loop_stops_ticking(port, monkeypatch):
-    metrics.set_ready(True)
+    metrics.loop_ticked()
     assert get(port, "/live")[0] == 200
     monkeypatch.setattr(metrics, "LOOP_STALE_S", 0.0)
     assert get(port, "/live") == (503, "event loop stalled\n")
 
 
-def test_a_revoked_partition_stops_reporting_lag(port):
-    metrics.CONSUMER_LAG.labels("fleet.frames", "3").set(42)
+def test_lag_is_kept_only_for_the_partitions_the_worker_holds_now(port):
+    metrics.report_lag("fleet.frames", 3, 42)
+    metrics.report_lag("fleet.frames", 4, 7)
     assert 'fleetscope_consumer_lag{partition="3",topic="fleet.frames"} 42.0' in get(port, "/metrics")[1]
-    metrics.forget_partition("fleet.frames", 3)
-    metrics.forget_partition("fleet.frames", 3)  # twice, or never reported: no error
-    assert 'partition="3",topic="fleet.frames"' not in get(port, "/metrics")[1]
+    metrics.keep_lag_of({("fleet.frames", 4)})  # partition 3 went to another worker
+    text = get(port, "/metrics")[1]
+    assert 'partition="3",topic="fleet.frames"' not in text and 'partition="4",topic="fleet.frames"} 7.0' in text
+    metrics.keep_lag_of(set())
+    assert 'topic="fleet.frames"' not in get(port, "/metrics")[1]
