@@ -194,9 +194,9 @@ def deploy() -> None:
 @deploy.command("render")
 @click.option("--check", is_flag=True, help="change nothing; exit 1 naming the files that differ from the code")
 def deploy_render(check: bool) -> None:
-    """Rewrite deploy/'s generated files after a change to streams/topics.py or fleetscope/dashboards.py."""
+    """Rewrite deploy/'s generated files after a change to streams/topics.py or infra/dashboards/."""
     try:
-        from fleetscope import deploy_files
+        from infra import deploy_files
     except ImportError as exc:
         raise click.ClickException(f"{exc}: install the deploy extra, pip install 'fleetscope[deploy]'") from None
 
@@ -218,7 +218,7 @@ def deploy_render(check: bool) -> None:
 @click.option("--cluster", default="fleetscope", show_default=True, help="the Strimzi Kafka resource's name")
 def deploy_kafka_topics(topic_prefix: str, app_id: str, partitions: int, replicas: int, cluster: str) -> None:
     """Print Strimzi KafkaTopic resources for a layout other than deploy/kubernetes/base's."""
-    from fleetscope.manifests import kafka_topics_yaml, production_settings
+    from infra.manifests import kafka_topics_yaml, production_settings
 
     try:
         settings = production_settings(

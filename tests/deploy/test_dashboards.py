@@ -1,4 +1,4 @@
-"""The Grafana dashboards (fleetscope/dashboards.py) against what they show: the committed files are what
+"""The Grafana dashboards (infra/dashboards/) against what they show: the committed files are what
 the code generates; every PromQL expression names a metric the real worker or Triton exposes and
 parses; every SQL query runs as the dashboard login on the real database, returns the columns its
 panel reads, and returns rows once a drive went through the pipeline; provisioning matches the dashboards.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import yaml
 
 from core.settings import Settings
-from fleetscope import dashboards as fd
+from infra import dashboards as fd
 from infra.postgres import DATABASE, EMBEDDED_LOGINS
 from streams.sinks.migrations import READER_ROLE
 from tests.test_road_conditions import SPEED_MPS, START, drive, quiet_segment, send
@@ -119,7 +119,7 @@ def test_the_committed_dashboards_are_what_the_code_generates():
     assert sorted(p.name for p in fd.DASHBOARDS_DIR.glob("*.json")) == sorted(generated)
     for name, dashboard in generated.items():
         assert (fd.DASHBOARDS_DIR / name).read_text(encoding="utf-8") == fd.render(dashboard), (
-            f"{name} differs from fleetscope/dashboards.py: regenerate it with `fleetscope deploy render`"
+            f"{name} differs from infra/dashboards/: regenerate it with `fleetscope deploy render`"
         )
 
 

@@ -27,7 +27,7 @@ import pytriton
 import yaml
 
 from core.settings import Settings
-from fleetscope.manifests import (
+from infra.manifests import (
     PRODUCTION_KAFKA,
     STRIMZI_CLUSTER,
     kafka_topics,
@@ -243,7 +243,7 @@ def test_topic_resource_names_follow_a_prefix_and_never_collide():
     assert prefixed[0]["spec"]["topicName"] == "Team_A.fleet.frames"
     colliding = (topics.TopicSpec("a.b", 1, 1, {}), topics.TopicSpec("a-b", 1, 1, {}))
     with (
-        mock.patch("fleetscope.manifests.topic_specs", return_value=colliding),
+        mock.patch("infra.manifests.topic_specs", return_value=colliding),
         pytest.raises(ValueError, match="both"),
     ):
         kafka_topics(clean_settings(), "c")
@@ -508,8 +508,8 @@ def test_the_triton_image_serves_the_embedded_stacks_models_with_flags_tritonser
 def test_deploy_render_check_names_a_generated_file_that_was_edited_by_hand(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from fleetscope import deploy_files
     from fleetscope.cli import main
+    from infra import deploy_files
 
     assert CliRunner().invoke(main, ["deploy", "render", "--check"]).exit_code == 0
     edited = tmp_path / "kafka-topics.yaml"

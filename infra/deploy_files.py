@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.settings import REPO_ROOT
-from fleetscope import dashboards, manifests
+from infra import dashboards, manifests
 
 KAFKA_TOPICS = REPO_ROOT / "deploy" / "kubernetes" / "base" / "kafka-topics.yaml"
 
