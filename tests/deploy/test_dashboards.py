@@ -21,6 +21,7 @@ from core.settings import Settings
 from infra import dashboards as fd
 from infra.postgres import DATABASE, EMBEDDED_LOGINS
 from streams.sinks.migrations import READER_ROLE
+from tests.promql import metric_names
 from tests.test_road_conditions import SPEED_MPS, START, drive, quiet_segment, send
 from tests.waiting import wait_until
 
@@ -44,32 +45,6 @@ def targets(dashboard: dict) -> Iterator[tuple[dict, dict]]:
             yield panel, target
 
 
-# --- PromQL: the metric names an expression selects ---------------------------------------------
-
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^{}]*\}")
-_RANGES = re.compile(r"\[[^\[\]]*\]")
-_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-# A Grafana variable, a number or duration, or an identifier (a function when "(" follows).
-_TOKENS = re.compile(r"\$\{?\w+\}?|\d[\w.]*|([a-zA-Z_:][\w:]*)(\s*\()?")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
-_KEYWORDS |= {"by", "without", "on", "ignoring", "group_left", "group_right"}  # without their label lists
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names ``expr`` selects: identifiers outside strings, label matchers, ranges and label
-    lists that are neither functions, keywords nor numbers."""
-    assert "__name__" not in expr, f"a metric named by a __name__ matcher escapes this check: {expr}"
-    bare = _STRINGS.sub('""', expr)
-    for pattern in (_MATCHERS, _RANGES, _LABEL_LISTS):
-        bare = pattern.sub(" ", bare)
-    return {
-        m.group(1)
-        for m in _TOKENS.finditer(bare)
-        if m.group(1) and not m.group(2) and m.group(1).lower() not in _KEYWORDS
-    }
-
-
 def exposed_series(exposition: str) -> set[str]:
     """Series names a Prometheus text exposition offers, from its TYPE lines (a labelled family with no
     sample yet has only those) and its samples: a histogram's _bucket/_sum/_count, not its bare name."""
@@ -88,27 +63,6 @@ def exposed_series(exposition: str) -> set[str]:
 
 def unexposed(exprs: list[str], exposed: set[str]) -> set[str]:
     return {name for expr in exprs for name in metric_names(expr)} - exposed
-
-
-@pytest.mark.parametrize(
-    ("expr", "names"),
-    [
-        ("sum by (topic) (rate(fleetscope_messages_in_total[$__rate_interval]))", {"fleetscope_messages_in_total"}),
-        (
-            'histogram_quantile(0.99, sum by (model, le) (rate(a_seconds_bucket{model=~"st.*", x="y(z)"}[5m])))',
-            {"a_seconds_bucket"},
-        ),
-        (
-            "sum(rate(a_sum[1m])) by (m) / on (m) group_left (k) sum(rate(b_count[1m] offset 5m)) by (m)",
-            {"a_sum", "b_count"},
-        ),
-        ("up == bool 1 and on() vector(1) or absent(c_total) unless d:recorded", {"up", "c_total", "d:recorded"}),
-        ("max_over_time(e[1h:5m]) > 1e3 * 2", {"e"}),
-        ('label_replace(f, "dst", "$1", "src", "(.*)")', {"f"}),
-    ],
-)
-def test_metric_names_are_the_selectors_of_an_expression(expr, names):
-    assert metric_names(expr) == names
 
 
 # --- Files and provisioning (no services) -----------------------------------------------------

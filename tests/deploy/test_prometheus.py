@@ -24,6 +24,7 @@ from prometheus_client.registry import REGISTRY
 from core.settings import REPO_ROOT, Settings
 from infra.process import free_ports, tail
 from streams import metrics
+from tests.promql import metric_names
 from tests.waiting import wait_until
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
@@ -36,7 +37,6 @@ PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 # What an identifier in an expression can be besides a metric name.
-PROMQL_WORDS = {"and", "or", "unless", "offset", "bool", "by", "without", "on", "ignoring", "group_left", "group_right"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -45,17 +45,6 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def alert_rules() -> list[dict[str, Any]]:
     return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names an expression selects: identifiers that are no function, keyword, label or duration."""
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)  # label values
-    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range durations
-    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)  # label lists
-    expr = re.sub(r"\boffset\s+\w+", "", expr)
-    names = set(re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()", expr))
-    return names - PROMQL_WORDS
 
 
 def worker_series() -> dict[str, set[str]]:
@@ -149,14 +138,6 @@ def test_unit_test_series_look_like_real_ones(triton_series: dict[str, set[str]]
             assert name in real, f"{group['name']}: {name} is no metric the worker or Triton exports"
             extra = labels - real[name] - TARGET_LABELS
             assert not extra, f"{group['name']}: {name} has no label {sorted(extra)} (it has {sorted(real[name])})"
-
-
-def test_metric_names_reads_expressions() -> None:
-    expr = (
-        'sum by (job, le) (rate(a_bucket{x="y{z}"}[5m])) > 1 and on (instance) b offset 15m unless c{q="r"}'
-        " or histogram_quantile(0.99, d)"
-    )
-    assert metric_names(expr) == {"a_bucket", "b", "c", "d"}
 
 
 def _api(port: int, path: str, **params: str) -> Any:
