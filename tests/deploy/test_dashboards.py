@@ -21,8 +21,8 @@ from core.settings import Settings
 from infra import dashboards as fd
 from infra.postgres import DATABASE, EMBEDDED_LOGINS
 from streams.sinks.migrations import READER_ROLE
+from tests.drives import SPEED_MPS, START, drive, quiet_segment, send
 from tests.promql import metric_names
-from tests.test_road_conditions import SPEED_MPS, START, drive, quiet_segment, send
 from tests.waiting import wait_until
 
 GRAFANA = fd.DASHBOARDS_DIR.parent
