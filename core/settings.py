@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -152,6 +152,11 @@ class TritonSettings(Section):
     batch_size: int = Field(8, ge=1, le=64, description="frames per inference batch")
     batch_linger_s: float = Field(0.05, ge=0, description="longest wait to fill a batch")
     torch_threads: int = Field(1, ge=1, description="intra-op threads per model instance inside Triton")
+    runtime: Literal["torch", "onnxruntime"] = Field(
+        "onnxruntime",
+        description="what runs the models in Triton: ONNX Runtime on an export made at load (0.82-0.95 of eager"
+        " torch's latency at batch 8, docs/benchmarks.md), or eager torch",
+    )
 
     @property
     def embedded(self) -> bool:

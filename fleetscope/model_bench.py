@@ -37,13 +37,25 @@ def _percentile(values: list[float], q: float) -> float:
     help="folder of checkpoints (st_clip.pt, base_clip.pt, sa_clip.pt, scene_graph.pt; missing ones are the"
     " shipped); repeat it to compare, the first is the reference",
 )
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    type=click.Choice(["torch", "onnxruntime"]),
+    default=("torch",),
+    show_default=True,
+    help="what runs the models in Triton (triton.runtime); repeat it to compare, each folder under each",
+)
 @click.option("--batch", "batches", multiple=True, type=int, default=(1, 8), show_default=True, help="batch sizes")
 @click.option("--requests", default=30, show_default=True, help="timed requests per model, batch size and folder")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of the table")
-def bench_models(folders: tuple[Path, ...], batches: tuple[int, ...], requests: int, as_json: bool) -> None:
-    """Triton latency per model at each batch size, for each checkpoint folder, measured side by side.
+def bench_models(
+    folders: tuple[Path, ...], runtimes: tuple[str, ...], batches: tuple[int, ...], requests: int, as_json: bool
+) -> None:
+    """Triton latency per model at each batch size, for each checkpoint folder and runtime, side by side.
 
-    Starts one tritonserver per folder under var/bench-models (logs there) and stops them at the end.
+    Starts one tritonserver per folder and runtime under var/bench-models (logs there) and stops them
+    at the end.
     """
     import tritonclient.grpc as grpcclient
 
@@ -61,9 +73,10 @@ def bench_models(folders: tuple[Path, ...], batches: tuple[int, ...], requests: 
         test = [json.loads(line) for line in f]
     jpegs = [(root / t["image"]).read_bytes() for t in test if t["split"] == "test"][: max(batches) * 4]
 
-    servers: list[tuple[Path, Any]] = []
+    servers: list[tuple[str, Any]] = []
     with ExitStack() as stack, terminate_as_interrupt():
-        for n, folder in enumerate(folders):
+        for n, (folder, runtime) in enumerate((f, r) for f in folders for r in runtimes):
+            label = f"{folder} ({runtime})" if len(runtimes) > 1 else str(folder)
             run_dir = REPO_ROOT / "var" / "bench-models" / str(n)
             checkpoints = run_dir / "checkpoints"
             shutil.rmtree(checkpoints, ignore_errors=True)
@@ -77,14 +90,15 @@ def bench_models(folders: tuple[Path, ...], batches: tuple[int, ...], requests: 
                     "embedded_grpc_port": grpc,
                     "embedded_metrics_port": metrics,
                     "checkpoint_dir": checkpoints,
+                    "runtime": runtime,
                 },
                 stack={"run_dir": run_dir},
             )
-            click.echo(f"starting tritonserver for {folder} (log {run_dir / 'logs' / 'triton.log'}) ...", err=True)
+            click.echo(f"starting tritonserver for {label} (log {run_dir / 'logs' / 'triton.log'}) ...", err=True)
             triton = EmbeddedTriton(settings)
             stack.callback(triton.stop)
             triton.start()
-            servers.append((folder, grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")))
+            servers.append((label, grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}")))
 
         def request(client: Any, model: str, batch: int, offset: int) -> float:
             picked = [jpegs[(offset + i) % len(jpegs)] for i in range(batch)]
@@ -101,28 +115,28 @@ def bench_models(folders: tuple[Path, ...], batches: tuple[int, ...], requests: 
         rows = []
         for model in MODELS:
             for batch in batches:
-                times: dict[Path, list[float]] = {folder: [] for folder, _ in servers}
+                times: dict[str, list[float]] = {label: [] for label, _ in servers}
                 for r in range(-3, requests):  # three untimed warm-up rounds
                     order = servers if r % 2 == 0 else servers[::-1]
-                    for folder, client in order:
+                    for label, client in order:
                         took = request(client, model, batch, r * batch)
                         if r >= 0:
-                            times[folder].append(took)
-                ref = float(np.median(times[folders[0]]))
-                for folder in folders:
-                    median = float(np.median(times[folder]))
+                            times[label].append(took)
+                ref = float(np.median(times[servers[0][0]]))
+                for label, _ in servers:
+                    median = float(np.median(times[label]))
                     rows.append(
                         {
                             "model": model,
                             "batch": batch,
-                            "folder": str(folder),
+                            "folder": label,
                             "median_ms": round(1000 * median, 1),
-                            "p90_ms": round(1000 * _percentile(times[folder], 90), 1),
+                            "p90_ms": round(1000 * _percentile(times[label], 90), 1),
                             "frames_per_s": round(batch / median, 1),
                             "ratio_to_first": round(median / ref, 2),
                         }
                     )
-                click.echo(f"{model} at batch {batch}: {requests} requests per folder done", err=True)
+                click.echo(f"{model} at batch {batch}: {requests} requests per server done", err=True)
     if as_json:
         click.echo(json.dumps({"requests": requests, "rows": rows}))
         return
@@ -130,7 +144,7 @@ def bench_models(folders: tuple[Path, ...], batches: tuple[int, ...], requests: 
         f"Triton latency per request (gRPC, JPEG decoding included; {requests} requests each, benchmark frames,"
         " synthetic; one request at a time, servers alternating)",
         "",
-        "| model | batch | folder | median ms | p90 ms | frames/s | median / first folder's |",
+        "| model | batch | server (checkpoints, runtime) | median ms | p90 ms | frames/s | median / first server's |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:

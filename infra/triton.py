@@ -64,6 +64,7 @@ def triton_env(settings: Settings) -> dict[str, str]:
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     env["FLEETSCOPE_TRITON__CHECKPOINT_DIR"] = str(settings.triton.checkpoint_dir)
     env["FLEETSCOPE_TRITON__TORCH_THREADS"] = str(settings.triton.torch_threads)
+    env["FLEETSCOPE_TRITON__RUNTIME"] = settings.triton.runtime
     env["OMP_NUM_THREADS"] = str(settings.triton.torch_threads)
     return env
 

@@ -60,7 +60,8 @@ class STContextEncoder(nn.Module):
     def forward(self, st_context: torch.Tensor) -> torch.Tensor:
         tokens = torch.stack([emb(st_context[:, idx]) for emb, idx in zip(self.embed, self.groups, strict=True)], dim=1)
         tokens = tokens + self.type_embed
-        x = torch.cat([self.summary.expand(len(st_context), -1, -1), tokens], dim=1)
+        # shape[0], not len(): an ONNX export (models/onnx_runtime.py) traces len() as a constant batch size.
+        x = torch.cat([self.summary.expand(st_context.shape[0], -1, -1), tokens], dim=1)
         return self.norm(self.encoder(x)[:, 0])
 
 
@@ -185,7 +186,7 @@ class STClip(ClipModel):
         image = image_emb if self.low_level is None else F.normalize(image_emb + self.low_level(low), dim=-1)
         condition = st_context if self.condition == "st" else image_emb if self.condition == "image" else None
         classes = self.class_embeddings(condition)
-        logits = self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes.expand(len(image), -1, -1))
+        logits = self.clip.logit_scale.exp() * torch.einsum("bd,bkd->bk", image, classes.expand(image.shape[0], -1, -1))
         if self.st_residual is not None:
             assert self.st_encoder is not None
             logits = logits + self.st_residual(self.st_encoder(st_context))

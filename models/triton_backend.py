@@ -1,7 +1,8 @@
 """What the three Triton python-backend models in ``triton_repo/`` share.
 
 Importable only inside Triton's python backend (it needs ``triton_python_backend_utils``). Each
-``triton_repo/<name>/1/model.py`` subclasses ``TorchModel`` and writes only ``infer``.
+``triton_repo/<name>/1/model.py`` subclasses ``TorchModel`` and writes only ``infer``, calling
+``self.forward``: the checkpoint's module, or its ONNX Runtime twin when ``triton.runtime`` says so.
 
 One ``execute`` call runs one forward pass over the images of all its requests: that is what makes
 Triton's dynamic batching pay. A request whose input is bad gets an error response; the others in
@@ -11,6 +12,7 @@ the same batch are still answered.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,8 +54,19 @@ class TorchModel:
         self.output_dtypes = {
             out["name"]: pb_utils.triton_string_to_numpy(out["data_type"]) for out in config["output"]
         }
+        self.forward: Callable[..., Any] = self.model
+        if settings.runtime == "onnxruntime":
+            from models.onnx_runtime import OnnxForward
+
+            size = self.model.image_cfg.size
+            example = self.example_inputs(torch.zeros(2, 3, size, size))
+            self.forward = OnnxForward(self.model, example, settings.torch_threads)
         if not self.model.meta.get("trained"):
             pb_utils.Logger.log_warn(f"{config['name']}: serving the UNTRAINED checkpoint {path}")
+
+    def example_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What ``self.forward`` takes for ``images`` (the ONNX export traces the model on it)."""
+        return (images,)
 
     def check(self, request: Any) -> None:
         """Raise ValueError when a request's inputs other than the images are unusable."""

@@ -12,7 +12,7 @@ from models.triton_backend import TorchModel
 
 class TritonPythonModel(TorchModel):
     def infer(self, images: torch.Tensor, requests: list[Any]) -> dict[str, torch.Tensor]:
-        out = SceneGraphModel.postprocess(self.model(images))
+        out = SceneGraphModel.postprocess(self.forward(images))
         return {
             "BOXES": out["boxes"],
             "CLASS_IDS": out["class_ids"],
