@@ -19,6 +19,7 @@ from core.errors import ConfigError, FleetscopeError
 from core.settings import REPO_ROOT, Settings
 from evaluation.cli import evaluate
 from fleetscope.ask import ask
+from fleetscope.frame_bench import bench_frames
 from fleetscope.gps_bench import bench_gps
 from fleetscope.model_bench import bench_models
 from fleetscope.soak import bench_soak
@@ -381,6 +382,7 @@ def bench() -> None:
 
 bench.add_command(bench_render)
 bench.add_command(bench_gps)
+bench.add_command(bench_frames)
 bench.add_command(bench_soak)
 bench.add_command(bench_models)
 

@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import sqlalchemy as sa
-from kafka import KafkaConsumer
 
 from alerts.rules import load_rules
 from core.errors import FleetscopeError
@@ -28,6 +27,7 @@ from sim import seeds
 from sim.truth import AnomalyEvent, FrameTruth
 from streams import topics
 from streams.producer import FleetProducer
+from streams.reader import topic_reader
 from streams.sinks.tables import alerts, frame_observations, road_conditions, segment_road_conditions, segment_stats
 
 log = logging.getLogger(__name__)
@@ -161,16 +161,7 @@ def collect(
     progress: Callable[[str], None],
 ) -> None:
     """Read fleet.scenes and fleet.deadletter until every produced frame is accounted for (bounded)."""
-    consumer = KafkaConsumer(
-        settings.topic(topics.SCENES),
-        settings.topic(topics.DEADLETTER),
-        bootstrap_servers=settings.kafka.servers.split(","),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_bytes=settings.kafka.max_message_bytes,
-        max_partition_fetch_bytes=settings.kafka.max_message_bytes,
-    )
+    consumer = topic_reader(settings, topics.SCENES, topics.DEADLETTER)
     latencies: list[float] = []
     seen: set[str] = set()
     first_produced, last_scene = float("inf"), 0.0

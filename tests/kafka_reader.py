@@ -6,9 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kafka import KafkaConsumer
-
 from core.settings import Settings
+from streams.reader import topic_reader
 
 
 def read_until(
@@ -22,15 +21,7 @@ def read_until(
     """Records of ``topic`` (from the beginning) for which ``match(record)`` holds; returns once
     ``count`` are found (and, with ``settle_s``, nothing more arrived for that long) or fails after
     ``timeout_s``."""
-    consumer = KafkaConsumer(
-        settings.topic(topic),
-        bootstrap_servers=settings.kafka.servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_bytes=settings.kafka.max_message_bytes,
-        max_partition_fetch_bytes=settings.kafka.max_message_bytes,
-    )
+    consumer = topic_reader(settings, topic)
     found: list[Any] = []
     deadline = time.monotonic() + timeout_s
     try:

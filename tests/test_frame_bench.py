@@ -1,0 +1,37 @@
+"""`fleetscope bench frames` on a small fleet: every phase runs to the end on the real stack, and its
+figures come from frames the phase served (synthetic frames; no speed target is asserted here, the
+machine is shared: the figures and their targets are in docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+MODELS = {"st_clip", "sa_clip", "scene_graph"}
+
+
+def test_bench_frames_runs_all_four_phases_and_reports_what_each_served():
+    cmd = [sys.executable, "-m", "fleetscope", "bench", "frames", "--vehicles", "2", "--duration", "30"]
+    args = ["--naive-frames", "10", "--latency-s", "4", "--timeout", "180", "--json"]
+    out = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=480)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert result["frames"] == 30 and result["synthetic"]  # two vehicles, a frame every 2 s each
+    rates = [result[k] for k in ("model_only_frames_per_s", "pipeline_frames_per_s", "naive_frames_per_s")]
+    assert all(r > 0 for r in rates)
+    # (a0): the same models on a second Triton with eager torch, the way they were served before.
+    assert result["runtime"] == "onnxruntime" and result["baseline"]["runtime"] == "torch"
+    assert result["baseline"]["model_only_frames_per_s"] > 0
+    assert abs(result["ratio_pipeline_to_model_only"] - rates[1] / rates[0]) < 0.01  # rates are rounded
+    # During (b) Triton ran each model on frames: its own counters give the time per frame.
+    stages = result["triton_ms_per_frame_in_pipeline"]
+    assert set(stages) == MODELS and all(s["compute_ms"] > 0 for s in stages.values())
+    # Triton did the inference work of each phase; the worker took part only in the pipeline.
+    cpu = result["cpu_ms_per_frame"]
+    assert cpu["model_only"]["triton"] > 0 and cpu["pipeline"]["triton"] > 0 and cpu["naive"]["triton"] > 0
+    assert cpu["pipeline"]["worker"] > cpu["model_only"]["worker"]
+    # (d): every paced frame's scene came back, with a latency between its produce time and the end.
+    latency = result["latency"]
+    assert latency["frames"] > 0 and 0 < latency["p50_s"] <= latency["p99_s"] <= latency["max_s"]
