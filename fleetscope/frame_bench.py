@@ -239,20 +239,26 @@ def _naive_infer(client: Any, jpeg: bytes) -> dict[str, Any]:
     return body
 
 
-def _baseline_triton(settings: Any, runtime: str) -> Any:
-    """A second embedded tritonserver on free ports, same models and checkpoints, ``runtime`` (not started)."""
+def _baseline_triton(settings: Any, changes: dict[str, str]) -> Any:
+    """A second embedded tritonserver on free ports, same models and checkpoints, with the Triton
+    settings ``changes`` (validated as the settings are; not started)."""
+    from pydantic import ValidationError
+
+    from core.settings import TritonSettings
     from infra.process import free_ports
     from infra.triton import EmbeddedTriton
 
+    unknown = set(changes) - set(TritonSettings.model_fields)
+    if unknown:
+        known = ", ".join(sorted(TritonSettings.model_fields))
+        names = ", ".join(sorted(unknown))
+        raise click.BadParameter(f"no triton setting {names} (there are {known})", param_hint="--baseline")
     http, grpc, metrics = free_ports(3)
-    triton = settings.triton.model_copy(
-        update={
-            "embedded_http_port": http,
-            "embedded_grpc_port": grpc,
-            "embedded_metrics_port": metrics,
-            "runtime": runtime,
-        }
-    )
+    ports = {"embedded_http_port": http, "embedded_grpc_port": grpc, "embedded_metrics_port": metrics}
+    try:
+        triton = TritonSettings.model_validate(settings.triton.model_dump() | changes | ports)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--baseline") from None
     stack = settings.stack.model_copy(update={"run_dir": settings.stack.run_dir / "baseline"})
     return EmbeddedTriton(settings.model_copy(update={"triton": triton, "stack": stack}))
 
@@ -324,12 +330,16 @@ def _latency(settings: Any, timed: Sequence[tuple[float, Any]], rate: float, tim
 @click.option("--naive-frames", default=60, show_default=True, help="frames the naive baseline (c) is timed on")
 @click.option("--latency-s", default=20.0, show_default=True, help="wall seconds of paced frames for (d)")
 @click.option(
-    "--baseline-runtime",
-    type=click.Choice(["torch", "onnxruntime", "none"]),
-    default="torch",
+    "--baseline",
+    "baseline_changes",
+    multiple=True,
+    default=("runtime=torch",),
     show_default=True,
-    help="(a0): the same models on a second tritonserver with this runtime, side by side with (a)",
+    metavar="SETTING=VALUE",
+    help="(a0): the same models on a second tritonserver with this triton setting changed (repeatable), side by"
+    " side with (a); the default is how they were served until 2026-12-03",
 )
+@click.option("--no-baseline", is_flag=True, help="skip (a0)")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--timeout", default=600.0, show_default=True, help="bound on waiting for each phase (s)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
@@ -338,7 +348,8 @@ def bench_frames(
     duration: int,
     naive_frames: int,
     latency_s: float,
-    baseline_runtime: str,
+    baseline_changes: tuple[str, ...],
+    no_baseline: bool,
     seed: int,
     timeout: float,
     as_json: bool,
@@ -358,13 +369,10 @@ def bench_frames(
     from sim.render import render_jpeg
     from sim.world import World, WorldConfig
 
-    click.echo(f"simulating and rendering {vehicles} vehicles for {duration} s ...", err=True)
-    world = World(load_network(), WorldConfig(vehicles=vehicles), seed, datetime.fromisoformat(DEFAULT_START))
-    messages = [as_message(e, render_jpeg) for e in in_delivery_order(world.run(duration))]
-    frames = [m for m in messages if isinstance(m, Frame)]
-    if naive_frames > len(frames):
-        raise click.BadParameter(f"{naive_frames} > the {len(frames)} frames simulated", param_hint="--naive-frames")
-
+    changes = dict(c.partition("=")[::2] for c in baseline_changes)
+    if any("=" not in c for c in baseline_changes):
+        raise click.BadParameter("write each as SETTING=VALUE, e.g. runtime=torch", param_hint="--baseline")
+    baseline_label = ", ".join(f"{k}={v}" for k, v in changes.items())
     kafka, pg, http, grpc, tmetrics, metrics_port = free_ports(6)
     settings = load_settings(
         kafka={"embedded_port": kafka},
@@ -374,7 +382,15 @@ def bench_frames(
         worker={"metrics_port": metrics_port, "backfill_from": DEFAULT_START},
         stack={"run_dir": REPO_ROOT / "var" / "bench-frames"},
     )
+    baseline = None if no_baseline else _baseline_triton(settings, changes)
     batch = settings.triton.batch_size
+    click.echo(f"simulating and rendering {vehicles} vehicles for {duration} s ...", err=True)
+    world = World(load_network(), WorldConfig(vehicles=vehicles), seed, datetime.fromisoformat(DEFAULT_START))
+    messages = [as_message(e, render_jpeg) for e in in_delivery_order(world.run(duration))]
+    frames = [m for m in messages if isinstance(m, Frame)]
+    if naive_frames > len(frames):
+        raise click.BadParameter(f"{naive_frames} > the {len(frames)} frames simulated", param_hint="--naive-frames")
+
     stack = Stack(settings)
     with terminate_as_interrupt():
         stack.start()
@@ -387,9 +403,8 @@ def bench_frames(
             )
 
             jpegs = [f.jpeg for f in frames]
-            baseline = _baseline_triton(settings, baseline_runtime) if baseline_runtime != "none" else None
             if baseline is not None:
-                click.echo(f"starting a second tritonserver with runtime {baseline_runtime} ...", err=True)
+                click.echo(f"starting a second tritonserver with {baseline_label} ...", err=True)
                 baseline.start()
             click.echo(f"(a) model-only: {len(frames)} frames, batches of {batch} ...", err=True)
             a_s = a0_s = 0.0
@@ -442,7 +457,7 @@ def bench_frames(
         "batches_in_flight": INFER_AGENT_CONCURRENCY,
         "runtime": settings.triton.runtime,
         "model_only_frames_per_s": round(a_rate, 1),
-        "baseline": {"runtime": baseline_runtime, "model_only_frames_per_s": round(a0_rate, 1)} if a0_rate else None,
+        "baseline": {"triton": changes, "model_only_frames_per_s": round(a0_rate, 1)} if a0_rate else None,
         "ratio_model_only_to_baseline": round(a_rate / a0_rate, 3) if a0_rate else None,
         "pipeline_frames_per_s": round(b_rate, 1),
         "naive_frames_per_s": round(c_rate, 1),
@@ -456,7 +471,7 @@ def bench_frames(
         click.echo(json.dumps(result))
         return
     rows = [
-        ("(a0) model-only as (a), runtime " + baseline_runtime, a0_rate, None),
+        (f"(a0) model-only as (a), {baseline_label}", a0_rate, None),
         (f"(a) model-only, the worker's client, runtime {settings.triton.runtime}", a_rate, cpu_ms["model_only"]),
         ("(b) pipeline draining a backlog", b_rate, cpu_ms["pipeline"]),
         (f"(c) naive loop, one message at a time ({naive_frames} frames)", c_rate, cpu_ms["naive"]),
@@ -469,7 +484,7 @@ def bench_frames(
     ]
     ratios = f"(b)/(a) = {b_rate / a_rate:.2f} (target 0.9), (b)/(c) = {b_rate / c_rate:.1f} (target 5)"
     if a0_rate:
-        ratios += f", (a)/(a0) = {a_rate / a0_rate:.2f} (target 1.5)"
+        ratios += f", (a)/(a0) = {a_rate / a0_rate:.2f}" + (" (target 1.5)" if changes == {"runtime": "torch"} else "")
     lines.append("  " + ratios)
     for m, v in stages.items():
         lines.append(f"  Triton during (b), {m}: {v['compute_ms']} ms compute + {v['queue_ms']} ms queued per frame")

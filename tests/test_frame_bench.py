@@ -22,7 +22,7 @@ def test_bench_frames_runs_all_four_phases_and_reports_what_each_served():
     rates = [result[k] for k in ("model_only_frames_per_s", "pipeline_frames_per_s", "naive_frames_per_s")]
     assert all(r > 0 for r in rates)
     # (a0): the same models on a second Triton with eager torch, the way they were served before.
-    assert result["runtime"] == "onnxruntime" and result["baseline"]["runtime"] == "torch"
+    assert result["runtime"] == "onnxruntime" and result["baseline"]["triton"] == {"runtime": "torch"}
     assert result["baseline"]["model_only_frames_per_s"] > 0
     assert abs(result["ratio_pipeline_to_model_only"] - rates[1] / rates[0]) < 0.01  # rates are rounded
     # During (b) Triton ran each model on frames: its own counters give the time per frame.
@@ -35,3 +35,10 @@ def test_bench_frames_runs_all_four_phases_and_reports_what_each_served():
     # (d): every paced frame's scene came back, with a latency between its produce time and the end.
     latency = result["latency"]
     assert latency["frames"] > 0 and 0 < latency["p50_s"] <= latency["p99_s"] <= latency["max_s"]
+
+
+def test_bench_frames_names_a_baseline_setting_that_does_not_exist_before_starting_anything():
+    cmd = [sys.executable, "-m", "fleetscope", "bench", "frames", "--vehicles", "1", "--duration", "4"]
+    args = ["--naive-frames", "1", "--baseline", "runtim=torch"]
+    out = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no triton setting runtim" in out.stderr
