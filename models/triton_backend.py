@@ -40,28 +40,27 @@ def error_response(message: str) -> Any:
 class TorchModel:
     """A fleetscope checkpoint served by Triton: loads it once, batches requests, answers each."""
 
-    model: ClipModel
-
     def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
         settings = get_settings().triton
         torch.set_num_threads(settings.torch_threads)
         path = settings.checkpoint_dir / config["parameters"]["checkpoint"]["string_value"]
         try:
-            self.model = load_checkpoint(path)
+            model: ClipModel = load_checkpoint(path)
         except MissingCheckpoint as exc:
             raise pb_utils.TritonModelException(str(exc)) from exc
         self.output_dtypes = {
             out["name"]: pb_utils.triton_string_to_numpy(out["data_type"]) for out in config["output"]
         }
-        self.forward: Callable[..., Any] = self.model
+        self.image_cfg = model.image_cfg
+        self.forward: Callable[..., Any] = model
         if settings.runtime == "onnxruntime":
             from models.onnx_runtime import OnnxForward
 
-            size = self.model.image_cfg.size
-            example = self.example_inputs(torch.zeros(2, 3, size, size))
-            self.forward = OnnxForward(self.model, example, settings.torch_threads)
-        if not self.model.meta.get("trained"):
+            example = self.example_inputs(torch.zeros(2, 3, self.image_cfg.size, self.image_cfg.size))
+            # Only the export is kept: the torch module's weights would be a second copy in memory.
+            self.forward = OnnxForward(model, example, settings.torch_threads)
+        if not model.meta.get("trained"):
             pb_utils.Logger.log_warn(f"{config['name']}: serving the UNTRAINED checkpoint {path}")
 
     def example_inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -78,7 +77,7 @@ class TorchModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         batches, good = [], []
-        cfg = self.model.image_cfg
+        cfg = self.image_cfg
         for i, request in enumerate(requests):
             try:
                 self.check(request)
