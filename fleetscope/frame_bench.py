@@ -12,54 +12,51 @@ One embedded stack (broker, PostgreSQL, Triton, one worker) and one simulated fl
 (d) end-to-end latency: later frames of the same fleet produced at 70 % of (b)'s rate, from each
     frame's Kafka timestamp to its scene's on ``fleet.scenes``.
 
-It prints the rates, (b)/(a) and (b)/(c), Triton's compute and queue time per frame and model during
-(b), and the CPU milliseconds per frame of the worker, Triton and the bench's own process in each phase.
+It prints the rates, (b)/(a) and (b)/(c), Triton's compute and queue time per request and model
+during (b), and the CPU milliseconds per frame of the worker, Triton and the bench's own process in each phase.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from infra.scrape import sample_value, scrape
+from infra.scrape import scrape
 
-INFER_AGENT_CONCURRENCY = 2  # streams/inference/agent.py: the infer agent's concurrency
+INFER_CONCURRENCY = 2  # streams/inference/agent.py: the infer agent's concurrency (batches in flight)
 LATENCY_LOAD = 0.7  # (d) runs at this share of (b)'s rate (issue 23: p99 <= 2 s there)
 FRAME_INTERVAL_S = 2.0  # sim.world.WorldConfig: a frame every 2 s per vehicle
 MODELS = ("st_clip", "sa_clip", "scene_graph")
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children that have exited (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(float(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+# The triton settings that change the server (a0) runs on; the others configure its client, as in (a).
+SERVER_SETTINGS = ("runtime", "torch_threads", "model_repository", "checkpoint_dir")
 
 
 def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live descendants (Triton's python backend stubs are children)."""
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += _cpu_seconds(p)
+    """User + system CPU seconds of a process and all its live descendants (Triton's python backend
+    stubs are its children), plus what its exited children used (0 when it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in processes:
         try:
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            pass
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:  # exited between listing and reading
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
@@ -82,9 +79,12 @@ def _per_frame(cpu_s: dict[str, float], frames: int) -> dict[str, float]:
 
 
 def _triton_totals(port: int) -> dict[str, dict[str, float]]:
-    """Per model: inferences (frames), compute and queue microseconds so far, from Triton's /metrics."""
+    """Per model so far, from Triton's /metrics: frames, requests, executions, and the compute and queue
+    microseconds summed over requests."""
     wanted = {
         "nv_inference_count": "frames",
+        "nv_inference_request_success": "requests",
+        "nv_inference_exec_count": "executions",
         "nv_inference_compute_infer_duration_us": "compute_us",
         "nv_inference_queue_duration_us": "queue_us",
     }
@@ -97,14 +97,18 @@ def _triton_totals(port: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def _per_frame_ms(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """Triton's compute and queue milliseconds per frame for each model between two totals."""
+def _per_request(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Per model between two totals: mean compute and queue milliseconds per request, and mean frames per
+    execution. Triton times each request whole, so a request that dynamic batching merged with another
+    is charged the merged execution: per request, not per frame."""
     out = {}
     for m in MODELS:
-        n = after[m]["frames"] - before[m]["frames"]
+        d = {k: after[m][k] - before[m][k] for k in after[m]}
+        n = d["requests"]
         out[m] = {
-            k.removesuffix("_us") + "_ms": round((after[m][k] - before[m][k]) / 1000 / n, 2) if n else None
-            for k in ("compute_us", "queue_us")
+            "compute_ms_per_request": round(d["compute_us"] / 1000 / n, 1) if n else None,
+            "queue_ms_per_request": round(d["queue_us"] / 1000 / n, 1) if n else None,
+            "frames_per_execution": round(d["frames"] / d["executions"], 1) if d["executions"] else None,
         }
     return out
 
@@ -131,40 +135,49 @@ async def _model_only(triton_cfg: Any, jpegs: Sequence[bytes], batch: int, in_fl
         await models.close()
 
 
-def _drain(settings: Any, messages: Sequence[Any], n_frames: int, timeout: float) -> tuple[float, float]:
-    """(frames timed, seconds): produce ``messages`` and wait until the worker emitted ``n_frames`` scenes."""
+def _drain(settings: Any, messages: Sequence[Any], timeout: float) -> tuple[int, float]:
+    """(frames, seconds): produce ``messages``, wait for every frame's scene, and time the drain from the
+    first frame's Kafka timestamp to the last scene's. (Scene timestamps alone would not do: fusion
+    emits scenes in batches of up to ``sink_batch_size``, so they arrive in clumps.)"""
     from records.messages import Frame
-    from streams import topics
     from streams.producer import FleetProducer
 
-    scenes_topic, frames_topic = settings.topic(topics.SCENES), settings.topic(topics.FRAMES)
-    port = settings.worker.metrics_port
-    before = sample_value(scrape(port), "fleetscope_messages_out_total", topic=scenes_topic) or 0
+    frame_ids = {m.frame_id for m in messages if isinstance(m, Frame)}
+    with FleetProducer(settings) as producer:
+        for m in messages:
+            producer.send_frame(m) if isinstance(m, Frame) else producer.send_gps(m)
+    found = _scenes(settings, frame_ids, timeout).values()
+    first = min((produced for _, produced in found if produced is not None), default=None)
+    last = max(scene_ts for scene_ts, _ in found)
+    if first is None or last <= first:
+        raise click.ClickException("the scenes carry no frame timestamps to time the pipeline by")
+    return len(found), last - first
 
-    def produce() -> None:
-        with FleetProducer(settings) as producer:
-            for m in messages:
-                producer.send_frame(m) if isinstance(m, Frame) else producer.send_gps(m)
 
-    producing = threading.Thread(target=produce, name="produce", daemon=True)
-    producing.start()
-    first: float | None = None
-    scenes_at_first = before
+def _scenes(settings: Any, frame_ids: set[str], timeout: float) -> dict[str, tuple[float, float | None]]:
+    """Per frame of ``frame_ids``: the Kafka timestamp (s) of its first scene on ``fleet.scenes`` and of
+    the frame it came from; waits for all of them (bounded)."""
+    from records.messages import Scene, decode
+    from streams import topics
+    from streams.reader import topic_reader
+
+    found: dict[str, tuple[float, float | None]] = {}
+    consumer = topic_reader(settings, topics.SCENES)
     deadline = time.monotonic() + timeout
-    while True:
-        if time.monotonic() > deadline:
-            raise click.ClickException(f"the pipeline did not finish within {timeout:g}s")
-        samples = scrape(port)
-        now = time.perf_counter()
-        consumed = sample_value(samples, "fleetscope_messages_in_total", topic=frames_topic) or 0
-        scenes = sample_value(samples, "fleetscope_messages_out_total", topic=scenes_topic) or 0
-        if first is None and consumed > 0:
-            first, scenes_at_first = now, scenes
-        if scenes - before >= n_frames:
-            producing.join(timeout=60)
-            assert first is not None
-            return n_frames - (scenes_at_first - before), now - first
-        time.sleep(0.25)
+    try:
+        while len(found) < len(frame_ids):
+            if time.monotonic() > deadline:
+                missing = len(frame_ids) - len(found)
+                raise click.ClickException(f"{missing} of {len(frame_ids)} scenes missing after {timeout:g}s")
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    scene = decode(Scene, rec.value)
+                    if scene.frame_id in frame_ids and scene.frame_id not in found:
+                        produced = scene.produced_at.timestamp() if scene.produced_at else None
+                        found[scene.frame_id] = (rec.timestamp / 1000, produced)
+    finally:
+        consumer.close()
+    return found
 
 
 def _naive(settings: Any, n_frames: int, timeout: float) -> float:
@@ -180,6 +193,9 @@ def _naive(settings: Any, n_frames: int, timeout: float) -> float:
     from records.messages import Frame, decode
     from streams import topics
 
+    # Neither connects when created; the consumer, created last, does.
+    client = grpcclient.InferenceServerClient(settings.triton.grpc_url)
+    engine = sa.create_engine(settings.postgres.url("psycopg"))
     consumer = KafkaConsumer(
         settings.topic(topics.FRAMES),
         bootstrap_servers=settings.kafka.servers.split(","),
@@ -188,8 +204,6 @@ def _naive(settings: Any, n_frames: int, timeout: float) -> float:
         fetch_max_bytes=settings.kafka.max_message_bytes,
         max_partition_fetch_bytes=settings.kafka.max_message_bytes,
     )
-    client = grpcclient.InferenceServerClient(settings.triton.grpc_url)
-    engine = sa.create_engine(settings.postgres.url("psycopg"))
     done, t0 = 0, None
     deadline = time.monotonic() + timeout
     try:
@@ -248,11 +262,13 @@ def _baseline_triton(settings: Any, changes: dict[str, str]) -> Any:
     from infra.process import free_ports
     from infra.triton import EmbeddedTriton
 
-    unknown = set(changes) - set(TritonSettings.model_fields)
+    unknown = set(changes) - set(SERVER_SETTINGS)
     if unknown:
-        known = ", ".join(sorted(TritonSettings.model_fields))
         names = ", ".join(sorted(unknown))
-        raise click.BadParameter(f"no triton setting {names} (there are {known})", param_hint="--baseline")
+        raise click.BadParameter(
+            f"{names}: not a setting of the Triton server (those are {', '.join(SERVER_SETTINGS)})",
+            param_hint="--baseline",
+        )
     http, grpc, metrics = free_ports(3)
     ports = {"embedded_http_port": http, "embedded_grpc_port": grpc, "embedded_metrics_port": metrics}
     try:
@@ -274,12 +290,12 @@ class Latency:
 
 def _latency(settings: Any, timed: Sequence[tuple[float, Any]], rate: float, timeout: float) -> Latency:
     """Produce ``timed`` (simulated delivery second, message) paced to ``rate`` frames/s; frame-to-scene latency."""
-    from records.messages import Frame, Scene, decode
-    from streams import topics
+    from records.messages import Frame
     from streams.producer import FleetProducer
-    from streams.reader import topic_reader
 
     frame_ids = {m.frame_id for _, m in timed if isinstance(m, Frame)}
+    if not frame_ids:
+        raise click.ClickException("no frames for the latency run: raise --latency-s or --vehicles")
     sim_span = timed[-1][0] - timed[0][0]
     wall_span = len(frame_ids) / rate
     scale = wall_span / sim_span if sim_span else 0.0
@@ -293,22 +309,8 @@ def _latency(settings: Any, timed: Sequence[tuple[float, Any]], rate: float, tim
         producer.flush()
     sent_s = time.monotonic() - t0
 
-    consumer = topic_reader(settings, topics.SCENES)
-    latencies: dict[str, float] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while len(latencies) < len(frame_ids):
-            if time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"{len(frame_ids) - len(latencies)} scenes of (d) missing after {timeout:g}s"
-                )
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    scene = decode(Scene, rec.value)
-                    if scene.frame_id in frame_ids and scene.produced_at and scene.frame_id not in latencies:
-                        latencies[scene.frame_id] = rec.timestamp / 1000 - scene.produced_at.timestamp()
-    finally:
-        consumer.close()
+    found = _scenes(settings, frame_ids, timeout)
+    latencies = {f: scene_ts - produced for f, (scene_ts, produced) in found.items() if produced is not None}
     ordered = sorted(latencies.values())
     return Latency(
         frames=len(ordered),
@@ -403,31 +405,33 @@ def bench_frames(
             )
 
             jpegs = [f.jpeg for f in frames]
-            if baseline is not None:
-                click.echo(f"starting a second tritonserver with {baseline_label} ...", err=True)
-                baseline.start()
             click.echo(f"(a) model-only: {len(frames)} frames, batches of {batch} ...", err=True)
             a_s = a0_s = 0.0
             cpu_a: dict[str, float] = {}
-            # Two rounds, the servers in turn (in the other order the second time), so that a slow moment
-            # of this shared machine falls on both alike.
-            for first_baseline in (True, False):
-                if baseline is not None and first_baseline:
-                    a0_s += asyncio.run(_model_only(baseline.settings.triton, jpegs, batch, INFER_AGENT_CONCURRENCY))
-                cpu.start()
-                a_s += asyncio.run(_model_only(settings.triton, jpegs, batch, INFER_AGENT_CONCURRENCY))
-                cpu_a = {k: cpu_a.get(k, 0.0) + v for k, v in cpu.stop().items()}
-                if baseline is not None and not first_baseline:
-                    a0_s += asyncio.run(_model_only(baseline.settings.triton, jpegs, batch, INFER_AGENT_CONCURRENCY))
-            if baseline is not None:
-                baseline.stop()
+            try:
+                if baseline is not None:
+                    click.echo(f"starting a second tritonserver with {baseline_label} ...", err=True)
+                    baseline.start()
+                # Two rounds, the servers in turn (in the other order the second time), so that a slow
+                # moment of this shared machine falls on both alike.
+                for first_baseline in (True, False):
+                    if baseline is not None and first_baseline:
+                        a0_s += asyncio.run(_model_only(baseline.settings.triton, jpegs, batch, INFER_CONCURRENCY))
+                    cpu.start()
+                    a_s += asyncio.run(_model_only(settings.triton, jpegs, batch, INFER_CONCURRENCY))
+                    cpu_a = {k: cpu_a.get(k, 0.0) + v for k, v in cpu.stop().items()}
+                    if baseline is not None and not first_baseline:
+                        a0_s += asyncio.run(_model_only(baseline.settings.triton, jpegs, batch, INFER_CONCURRENCY))
+            finally:
+                if baseline is not None:
+                    baseline.stop()
 
             click.echo(f"(b) pipeline: {len(frames)} frames and {len(messages) - len(frames)} fixes ...", err=True)
             triton0 = _triton_totals(tmetrics)
             cpu.start()
-            b_frames, b_s = _drain(settings, messages, len(frames), timeout)
+            b_frames, b_s = _drain(settings, messages, timeout)
             cpu_b = cpu.stop()
-            stages = _per_frame_ms(triton0, _triton_totals(tmetrics))
+            stages = _per_request(triton0, _triton_totals(tmetrics))
 
             click.echo(f"(c) naive loop: {naive_frames} frames ...", err=True)
             cpu.start()
@@ -435,7 +439,8 @@ def bench_frames(
             cpu_c = cpu.stop()
 
             b_rate = b_frames / b_s
-            rate = LATENCY_LOAD * b_rate
+            # At most what the models alone serve: a short backlog times the pipeline coarsely.
+            rate = LATENCY_LOAD * min(b_rate, 2 * len(frames) / a_s)
             more = max(1.0, rate * latency_s * FRAME_INTERVAL_S / vehicles)
             click.echo(f"(d) latency: {more:.0f} more simulated seconds at {rate:.1f} frames/s ...", err=True)
             timed = [(e.delivered_t, as_message(e, render_jpeg)) for e in in_delivery_order(world.run(more))]
@@ -454,7 +459,7 @@ def bench_frames(
         "frames": len(frames),
         "synthetic": True,
         "batch_size": batch,
-        "batches_in_flight": INFER_AGENT_CONCURRENCY,
+        "batches_in_flight": INFER_CONCURRENCY,
         "runtime": settings.triton.runtime,
         "model_only_frames_per_s": round(a_rate, 1),
         "baseline": {"triton": changes, "model_only_frames_per_s": round(a0_rate, 1)} if a0_rate else None,
@@ -463,7 +468,7 @@ def bench_frames(
         "naive_frames_per_s": round(c_rate, 1),
         "ratio_pipeline_to_model_only": round(b_rate / a_rate, 3),
         "ratio_pipeline_to_naive": round(b_rate / c_rate, 2),
-        "triton_ms_per_frame_in_pipeline": stages,
+        "triton_in_pipeline": stages,
         "cpu_ms_per_frame": cpu_ms,
         "latency": vars(latency),
     }
@@ -487,7 +492,10 @@ def bench_frames(
         ratios += f", (a)/(a0) = {a_rate / a0_rate:.2f}" + (" (target 1.5)" if changes == {"runtime": "torch"} else "")
     lines.append("  " + ratios)
     for m, v in stages.items():
-        lines.append(f"  Triton during (b), {m}: {v['compute_ms']} ms compute + {v['queue_ms']} ms queued per frame")
+        lines.append(
+            f"  Triton during (b), {m}: {v['compute_ms_per_request']} ms compute + {v['queue_ms_per_request']} ms"
+            f" queued per request, {v['frames_per_execution']} frames per execution"
+        )
     lines.append(
         f"  (d) frame to scene at {latency.rate} frames/s ({LATENCY_LOAD:.0%} of (b)), {latency.frames} frames:"
         f" p50 {latency.p50_s:.2f} s, p99 {latency.p99_s:.2f} s, max {latency.max_s:.2f} s (target p99 2 s)"

@@ -42,9 +42,8 @@ def _percentile(values: list[float], q: float) -> float:
     "runtimes",
     multiple=True,
     type=click.Choice(["torch", "onnxruntime"]),
-    default=("torch",),
-    show_default=True,
-    help="what runs the models in Triton (triton.runtime); repeat it to compare, each folder under each",
+    help="what runs the models in Triton (triton.runtime; default: as configured); repeat it to compare,"
+    " each folder under each",
 )
 @click.option("--batch", "batches", multiple=True, type=int, default=(1, 8), show_default=True, help="batch sizes")
 @click.option("--requests", default=30, show_default=True, help="timed requests per model, batch size and folder")
@@ -73,10 +72,11 @@ def bench_models(
         test = [json.loads(line) for line in f]
     jpegs = [(root / t["image"]).read_bytes() for t in test if t["split"] == "test"][: max(batches) * 4]
 
+    runtimes = runtimes or (load_settings().triton.runtime,)
     servers: list[tuple[str, Any]] = []
     with ExitStack() as stack, terminate_as_interrupt():
         for n, (folder, runtime) in enumerate((f, r) for f in folders for r in runtimes):
-            label = f"{folder} ({runtime})" if len(runtimes) > 1 else str(folder)
+            label = f"{folder} ({runtime})"
             run_dir = REPO_ROOT / "var" / "bench-models" / str(n)
             checkpoints = run_dir / "checkpoints"
             shutil.rmtree(checkpoints, ignore_errors=True)

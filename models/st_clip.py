@@ -177,7 +177,7 @@ class STClip(ClipModel):
         """What the frozen CLIP gives for ``images``: normalised image embedding, pooled middle-layer tokens
         (none, [B, 0], on a tower that is not a ViT)."""
         if self.layer is None:
-            return F.normalize(self.clip.encode_image(images), dim=-1), images.new_zeros(len(images), 0)
+            return F.normalize(self.clip.encode_image(images), dim=-1), images.new_zeros(images.shape[0], 0)
         image_emb, tokens = encode_image_tokens(self.clip.visual, images, self.layer)
         return F.normalize(image_emb, dim=-1), tokens.mean(dim=1)
 

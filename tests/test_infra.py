@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from core.errors import ServiceError
-from core.settings import load_settings
+from core.settings import default_settings, load_settings
 from infra.process import ManagedProcess
 from infra.stack import Stack
+from infra.triton import triton_env
 from tests.conftest import stack_settings
 
 
@@ -74,3 +75,14 @@ def test_an_unreachable_external_triton_fails_naming_the_setting(tmp_path):
 
     with pytest.raises(ServiceError, match="FLEETSCOPE_TRITON__URL"):
         wait_triton_ready(settings)
+
+
+def test_the_embedded_triton_gets_the_settings_its_models_read():
+    settings = default_settings(triton={"runtime": "torch", "torch_threads": 3, "checkpoint_dir": "/srv/ckpt"})
+
+    env = triton_env(settings)
+
+    # The python backend's models read these through core.settings.get_settings() in their own process.
+    assert env["FLEETSCOPE_TRITON__RUNTIME"] == "torch"
+    assert env["FLEETSCOPE_TRITON__TORCH_THREADS"] == "3" and env["OMP_NUM_THREADS"] == "3"
+    assert env["FLEETSCOPE_TRITON__CHECKPOINT_DIR"] == "/srv/ckpt"
