@@ -220,6 +220,15 @@ class WorkerSettings(Section):
         description="a vehicle silent this long (its partition's fixes this far past its newest, or the partition"
         " quiet this long) has its pending fixes committed to the segment windows",
     )
+    match_warmup_s: float = Field(
+        30.0,
+        ge=0,
+        description="GPS history (fix time) read again into the map matcher for each partition a worker takes over,"
+        " so its vehicles' chains go on where their last worker left them (streams/context/warmup.py); 0: off",
+    )
+    match_warmup_records: int = Field(
+        200_000, ge=1, description="most records read back per taken-over GPS partition for that warm-up"
+    )
     stall_timeout_s: float = Field(
         120.0,
         ge=0,

@@ -4,8 +4,8 @@ Tansu (the embedded broker) answers ListOffsets(latest) with the start of the la
 not the log end. Faust recovers a table by reading its changelog up to that offset, so the rest of the
 last batch was never applied: after a restart or rebalance a segment window lost its newest fixes
 (measured: 1-4 of 20,000 updates per recovery). This reads each changelog partition on from the
-reported end, with a throwaway consumer that connects as the worker's own consumers do (the same
-servers, credentials and TLS context), and returns the true end. It is installed for the embedded
+reported end, with a throwaway consumer that connects as the worker's own consumers do
+(``streams.side_consumer``), and returns the true end. It is installed for the embedded
 broker only, unless told otherwise: Apache Kafka reports the true end. ``install`` checks that Faust
 still has the method it replaces, with the signature it was written against
 (tests/streams/test_library_quirks.py pins the versions it was measured on).
@@ -23,6 +23,8 @@ import aiokafka
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.side_consumer import side_consumer
+
 log = logging.getLogger(__name__)
 READ_TIMEOUT_S = 10.0
 _reported_highwaters = faust_aiokafka.AIOKafkaConsumerThread._highwaters
@@ -33,15 +35,7 @@ async def _exact_highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]
     todo = {tp: end for tp, end in ends.items() if end}
     if not todo:
         return ends
-    conf = self.consumer.app.conf
-    reader = aiokafka.AIOKafkaConsumer(
-        bootstrap_servers=[f"{url.host}:{url.port or 9092}" for url in conf.broker],
-        client_id=conf.broker_client_id,
-        request_timeout_ms=int(conf.broker_request_timeout * 1000.0),
-        group_id=None,
-        enable_auto_commit=False,
-        **faust_aiokafka.credentials_to_aiokafka_auth(conf.broker_credentials, conf.ssl_context),
-    )
+    reader = side_consumer(self.consumer.app)
     await reader.start()
     try:
         tps = {tp: aiokafka.TopicPartition(tp.topic, tp.partition) for tp in todo}

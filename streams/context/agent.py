@@ -16,6 +16,7 @@ from faust.types import EventT
 
 from records.messages import GpsFix, ObservedFix, SegmentObservations
 from streams import metrics, topics
+from streams.context import warmup
 from streams.context.vehicle_track import TrackPoint, VehicleTracks
 from streams.deadletter import admit_or_dead_letter, one_by_one
 from streams.ingest.admission import Admission
@@ -45,7 +46,12 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
         fixes = [fix for _, fix in batch]
         for fix in fixes:
             rt.gps.add(fix)
-        await send(tracks.push_all(fixes, [event.message.partition for event, _ in batch]))
+        repeated = tracks.repeated
+        points = tracks.push_all(fixes, [event.message.partition for event, _ in batch])
+        metrics.GPS_FIXES.labels("repeated").inc(tracks.repeated - repeated)
+        await send(points)
+
+    warmup.register(rt, tracks, admission)
 
     @rt.agent(topics.GPS, name="match-gps")
     async def match_gps(stream):  # type: ignore[no-untyped-def]

@@ -4,10 +4,10 @@ Fixes are kept as compact lists ``[epoch_s, lat, lon, speed, heading, accuracy]`
 so that late and out-of-order fixes slot into place.
 
 The store is a per-worker cache, not a changelogged Faust table, on purpose: it holds only the last
-couple of minutes and refills from the GPS stream itself within a second of a (re)start or
-rebalance (frames and GPS are co-partitioned, so the worker owning a vehicle's frames consumes its
-fixes). A changelog would add one produced message per fix, and Faust's changelog recovery hangs on
-the embedded Tansu broker.
+couple of minutes and refills from the GPS stream itself: a partition a worker takes over is read
+back from before its committed offset (``streams.context.warmup``), and frames and GPS are
+co-partitioned, so the worker owning a vehicle's frames consumes its fixes. A changelog would add
+one produced message per fix, and Faust's changelog recovery hangs on the embedded Tansu broker.
 """
 
 from __future__ import annotations

@@ -282,6 +282,10 @@ class VehicleMatcher:
         c = col.candidates[state]
         return Match(col.fix, self.index.network.segments[c.segment], c.offset_m, c.distance_m)
 
+    def holds(self, ts: datetime) -> bool:
+        """Whether a fix of this time is pending (pushed, not yet committed)."""
+        return any(col.fix.ts == ts for col in self._columns)
+
     def tentative(self) -> list[Match]:
         """The pending fixes on today's best path: the newest positions, which later fixes may still change."""
         if not self._columns:

@@ -1,8 +1,11 @@
 """Every vehicle's track on the road network: its online map matcher, kinematics and recent positions.
 
 A per-worker cache, like the GPS fixes it is built from: fleet.gps is keyed by vehicle, so the worker
-that owns a vehicle sees all of its fixes, and after a restart or rebalance the matcher warms up again
-within a few fixes. The frame join asks where a vehicle was at a fix's time: the committed match if
+that owns a vehicle sees all of its fixes. A partition a worker takes over is warmed up from its
+history first (``warm``, ``streams.context.warmup``), so that its vehicles' chains go on as they
+would have at their old owner. A fix delivered again (at-least-once, after a rebalance) is
+recognised and skipped (``repeated``): matched again on its own it could land on another segment.
+The frame join asks where a vehicle was at a fix's time: the committed match if
 there is one, else the tentative position on the current best path (the matcher commits with a lag).
 
 A vehicle that falls silent has its pending fixes committed. Silence is measured on the stream the
@@ -92,6 +95,7 @@ class VehicleTracks:
         self.idle_s = idle_s  # None: only flush_idle commits a silent vehicle (offline replays)
         self._tracks: dict[str, _Track] = {}
         self._sources: dict[Hashable, _Source] = {}
+        self.repeated = 0  # fixes skipped because this track already held them
 
     def _track(self, vehicle_id: str) -> _Track:
         track = self._tracks.get(vehicle_id)
@@ -122,11 +126,51 @@ class VehicleTracks:
                 points += self._commit_silent(source)
             track = self._track(f.vehicle_id)
             track.source = key
+            if f.ts in track.committed or track.matcher.holds(f.ts):
+                self.repeated += 1
+                continue
             if ts > track.newest_ts:
                 track.newest_ts = ts
                 if self.idle_s is not None:
                     heapq.heappush(source.waiting, (ts, f.vehicle_id))
             points += self._commit(f.vehicle_id, track, track.matcher.push(Fix(f.ts, x, y, f.speed_mps, f.heading_deg)))
+        return points
+
+    def sources(self) -> set[Hashable]:
+        """The streams (partitions) this worker holds tracks from."""
+        return set(self._sources)
+
+    def keep_sources(self, keep: Container[Hashable]) -> None:
+        """Forget the vehicles of every stream not in ``keep`` (partitions this worker no longer owns)."""
+        for key in [k for k in self._sources if k not in keep]:
+            del self._sources[key]
+        for vehicle_id in [v for v, t in self._tracks.items() if t.source not in keep]:
+            del self._tracks[vehicle_id]
+
+    def warm(self, fixes: Sequence[GpsFix], source: Hashable, quiet_after: Iterable[int] = ()) -> int:
+        """Replay a stream's history (in stream order) into the tracks of vehicles not held yet; return
+        how many fixes were replayed. ``quiet_after`` lists the fixes after which the stream went quiet
+        for ``idle_s`` or more: its owner committed the pending fixes there (``flush_idle``), and so does
+        the replay. What the replay commits was committed by the stream's previous owner, so it is not
+        returned; the fixes still pending at the end are committed by the live fixes that follow."""
+        held = set(self._tracks)
+        replay = [(i, f) for i, f in enumerate(fixes) if f.vehicle_id not in held]
+        cuts = sorted(set(quiet_after))
+        start = 0
+        for cut in [*cuts, len(fixes) - 1]:
+            run = [f for i, f in replay[start:] if i <= cut]
+            start += len(run)
+            self.push_all(run, [source] * len(run))
+            if cut in cuts:
+                self.flush_source(source)
+        return len(replay)
+
+    def flush_source(self, source: Hashable) -> list[TrackPoint]:
+        """Commit the pending fixes of every vehicle whose fixes come from ``source``."""
+        points = []
+        for vehicle_id, track in self._tracks.items():
+            if track.source == source:
+                points += self._commit(vehicle_id, track, track.matcher.flush())
         return points
 
     def _commit_silent(self, source: _Source) -> list[TrackPoint]:

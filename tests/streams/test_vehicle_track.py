@@ -7,6 +7,7 @@ from functools import cache
 
 import pytest
 
+from core.settings import WorkerSettings
 from records.messages import GpsFix
 from roads.network import load_network
 from sim.fleet import GpsConfig
@@ -17,6 +18,7 @@ from streams.context.vehicle_track import TrackPoint, VehicleTracks
 
 T0 = datetime(2026, 11, 3, 7, 30, tzinfo=timezone.utc)
 IDLE_S = 2.0
+WARMUP_S = WorkerSettings().match_warmup_s
 
 
 @cache
@@ -68,3 +70,62 @@ def test_a_worker_too_slow_for_its_stream_commits_what_a_fast_one_does(monkeypat
 
     assert matched(points) == matched(reference)
     assert len(reference) >= 0.95 * len(fixes)
+
+
+def test_a_partition_taken_over_and_warmed_on_its_history_commits_what_its_old_owner_would_have():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    network = load_network()
+    cold_differs = 0
+    for cut in range(len(fixes) // 4, len(fixes), len(fixes) // 8):
+        owner = VehicleTracks(network, idle_s=IDLE_S)
+        owner.push_all(fixes[:cut], [0] * cut)
+        reference = owner.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + owner.flush_idle(0)
+
+        # The heir reads back what the worker's default warm-up reads: 30 s of fix time before the cut.
+        since = fixes[cut - 1].ts.timestamp() - WARMUP_S
+        history = [f for f in fixes[:cut] if f.ts.timestamp() >= since]
+        heir = VehicleTracks(network, idle_s=IDLE_S)
+        assert heir.warm(history, 0) == len(history) < cut
+        taken_over = heir.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + heir.flush_idle(0)
+        assert matched(taken_over) == matched(reference), f"taken over at fix {cut}"
+
+        cold = VehicleTracks(network, idle_s=IDLE_S)
+        cold_differs += matched(cold.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + cold.flush_idle(0)) != matched(
+            reference
+        )
+    assert cold_differs, "a cold start commits something else (else this test shows nothing)"
+
+
+def test_fixes_delivered_again_are_skipped_not_matched_again_on_their_own():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    tracks = VehicleTracks(load_network(), idle_s=IDLE_S)
+    tracks.push_all(fixes, [0] * len(fixes))
+    again = fixes[-60:]  # what a rebalance delivers again: read since the last committed offset
+
+    assert tracks.push_all(again, [0] * len(again)) == []
+    assert tracks.repeated == len(again)
+
+
+def test_a_warm_up_leaves_vehicles_already_held_alone_and_forgets_partitions_given_up():
+    fixes = list(fleet())
+    tracks = VehicleTracks(load_network(), idle_s=IDLE_S)
+    kept = [f for f in fixes if partition(f) == 0]
+    tracks.push_all(kept, [0] * len(kept))
+
+    assert tracks.warm(kept, 0) == 0  # every vehicle of it is held: nothing replayed
+    tracks.keep_sources({1})
+    assert tracks.sources() == set()
+    assert tracks.located(kept[0].vehicle_id, kept[0].ts) is None
+
+
+def test_a_warm_up_commits_where_the_stream_went_quiet_as_its_owner_did():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    cut = len(fixes) // 2
+    owner = VehicleTracks(load_network(), idle_s=IDLE_S)
+    owner.push_all(fixes[:cut], [0] * cut)
+    owner.flush_idle(0)  # the stream paused: the owner committed every pending fix
+    reference = owner.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + owner.flush_idle(0)
+
+    heir = VehicleTracks(load_network(), idle_s=IDLE_S)
+    heir.warm(fixes[:cut], 0, quiet_after=[cut - 1])
+    assert matched(heir.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + heir.flush_idle(0)) == matched(reference)

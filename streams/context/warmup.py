@@ -1,0 +1,153 @@
+"""The map matcher of a GPS partition a worker takes over, rebuilt from the partition's history.
+
+A vehicle's matcher (fixed-lag Viterbi), kinematics and recent fixes live in the memory of the
+worker that owns its fleet.gps partition. When the partition moves (a rebalance; a worker killed,
+restarted or scaled away), the new owner reads on from the committed offset. Started cold, it
+matches the vehicle's next fixes without their history and can put one on another segment than the
+old owner did (two segments' windows then count it), and the fixes the old matcher held pending are
+never committed. So once a rebalance is complete and before the partitions are resumed, each newly
+assigned GPS partition's records from ``match_warmup_s`` (fix time) before its committed offset up
+to that offset are read again, admitted as the agent admits them, and replayed into the tracks and
+the recent fixes, with the idle commits the old owner made where the stream went quiet (told by the
+records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
+fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
+A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
+worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiokafka
+from aiokafka.structs import ConsumerRecord
+
+from core.errors import InvalidMessage
+from records.messages import GpsFix
+from streams import topics
+from streams.context.vehicle_track import VehicleTracks
+from streams.ingest.admission import Admission
+from streams.runtime import Runtime
+from streams.side_consumer import side_consumer
+
+log = logging.getLogger(__name__)
+READ_TIMEOUT_S = 30.0  # for all partitions of one rebalance
+FIRST_CHUNK = 512  # records read back at first; doubled until the history is long enough
+
+
+async def read_range(
+    reader: aiokafka.AIOKafkaConsumer, tp: aiokafka.TopicPartition, start: int, end: int
+) -> list[ConsumerRecord]:
+    """The records of ``tp`` at offsets ``start`` to ``end - 1`` (fewer where the log has gaps)."""
+    reader.seek(tp, start)
+    out: list[ConsumerRecord] = []
+    while await reader.position(tp) < end:
+        got = await reader.getmany(tp, timeout_ms=500)
+        out += [r for r in got.get(tp, []) if r.offset < end]
+    return out
+
+
+def admitted(records: list[ConsumerRecord], admission: Admission) -> list[tuple[float, GpsFix]]:
+    """The fixes the map-matching agent admitted from ``records`` (it dead-lettered the others), each
+    with its record's Kafka timestamp in seconds."""
+    out = []
+    for r in records:
+        try:
+            out.append((r.timestamp / 1000.0, admission.admit(GpsFix, r.value, r.key, r.timestamp / 1000.0).message))
+        except InvalidMessage:
+            continue
+    return out
+
+
+async def history(
+    reader: aiokafka.AIOKafkaConsumer,
+    tp: aiokafka.TopicPartition,
+    first: int,
+    end: int,
+    admission: Admission,
+    span_s: float,
+    max_records: int,
+) -> list[tuple[float, GpsFix]]:
+    """The admitted fixes before offset ``end`` with their Kafka timestamps, reading back from it until
+    they cover ``span_s`` of fix time, the log's ``first`` offset is reached or ``max_records`` were
+    read; in offset order."""
+    fixes: list[tuple[float, GpsFix]] = []
+    start, chunk = end, FIRST_CHUNK
+    while start > first and end - start < max_records:
+        lower = max(first, start - chunk, end - max_records)
+        fixes = admitted(await read_range(reader, tp, lower, start), admission) + fixes
+        start, chunk = lower, chunk * 2
+        times = [f.ts.timestamp() for _, f in fixes]
+        if times and max(times) - min(times) >= span_s:
+            break
+    return fixes
+
+
+def quiet_after(times: list[float], then: float, idle_s: float) -> list[int]:
+    """The indices after which a stream with records at Kafka ``times`` went quiet for ``idle_s``
+    (``then``: the time of the record after the last one, or now if there is none yet).
+
+    A worker reading the stream as it came commits its vehicles' pending fixes there
+    (``VehicleTracks.flush_idle``); one that was behind, with records waiting, did not: the replay
+    cannot tell the two apart and takes the first, the usual case."""
+    following = [*times[1:], then] if times else []
+    return [i for i, (t, after) in enumerate(zip(times, following, strict=True)) if after - t >= idle_s]
+
+
+def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
+    """Warm up the partitions each rebalance assigns, before they are resumed."""
+    w = rt.settings.worker
+    gps_topic = rt.settings.topic(topics.GPS)
+
+    async def warm(partitions: list[int]) -> tuple[int, int]:
+        reader = side_consumer(rt.app, group_id=rt.app.conf.id)
+        await reader.start()
+        try:
+            tps = [aiokafka.TopicPartition(gps_topic, p) for p in partitions]
+            reader.assign(tps)
+            firsts, ends = await reader.beginning_offsets(tps), await reader.end_offsets(tps)
+            read = replayed = 0
+            for tp in tps:
+                committed = await reader.committed(tp)
+                if not committed:  # never read by the group: nothing came before
+                    continue
+                timed = await history(
+                    reader, tp, firsts[tp], committed, admission, w.match_warmup_s, w.match_warmup_records
+                )
+                following = await read_range(reader, tp, committed, committed + 1) if ends[tp] > committed else []
+                then = following[0].timestamp / 1000.0 if following else time.time()
+                fixes = [f for _, f in timed]
+                for fix in fixes:
+                    rt.gps.add(fix)
+                read += len(fixes)
+                quiet = quiet_after([t for t, _ in timed], then, w.match_idle_flush_s)
+                replayed += tracks.warm(fixes, tp.partition, quiet)
+            return read, replayed
+        finally:
+            await reader.stop()
+
+    # faust's Signal.connect annotation accepts no async handler, hence the ignore.
+    @rt.app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def warm_up_taken_over(sender: Any, **kwargs: Any) -> None:
+        assigned = {tp.partition for tp in rt.app.consumer.assignment() if tp.topic == gps_topic}
+        new = sorted(assigned - tracks.sources())
+        tracks.keep_sources(assigned)
+        if not new or w.match_warmup_s <= 0:
+            return
+        began = time.monotonic()
+        try:
+            read, replayed = await asyncio.wait_for(warm(new), READ_TIMEOUT_S)
+        except Exception as exc:  # TimeoutError included: the partitions start cold, as without a warm-up
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("GPS partitions %s not warmed up (%s); their vehicles start cold", new, error)
+            return
+        log.info(
+            "map matcher warmed up for GPS partitions %s: %d fixes read back, %d replayed, in %.1f s",
+            new,
+            read,
+            replayed,
+            time.monotonic() - began,
+        )
