@@ -261,6 +261,21 @@ class WorkerSettings(Section):
         return self
 
 
+class EvidenceSettings(Section):
+    """Evidence of alerts: the JPEGs of the frames an alert stood on, for operators (``fleetscope alerts show``)."""
+
+    store: Literal["postgres", "directory", "off"] = Field(
+        "postgres",
+        description="where alerted frames' JPEGs are kept: the pipeline's PostgreSQL (table alert_evidence),"
+        " a directory (a volume every worker and operator shares, or a mounted bucket), or nowhere",
+    )
+    directory: Path | None = Field(
+        None, description="the folder of store=directory; unset: evidence/ in the run directory"
+    )
+    frames_per_alert: int = Field(6, ge=1, le=64, description="most frames kept per vehicle incident")
+    keep_days: float = Field(30.0, gt=0, description="evidence stored longer ago than this is deleted (hourly)")
+
+
 class StackSettings(Section):
     """The embedded stack: where it keeps its files and how long it waits."""
 
@@ -278,6 +293,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     triton: TritonSettings = TritonSettings()
     worker: WorkerSettings = WorkerSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
     stack: StackSettings = StackSettings()
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
 

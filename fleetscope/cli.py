@@ -18,6 +18,7 @@ from core.cli_support import settings_or_exit
 from core.errors import ConfigError, FleetscopeError
 from core.settings import REPO_ROOT, Settings
 from evaluation.cli import evaluate
+from fleetscope.alerts_cli import alerts
 from fleetscope.ask import ask
 from fleetscope.frame_bench import bench_frames
 from fleetscope.gps_bench import bench_gps
@@ -373,6 +374,7 @@ main.add_command(simulate)
 main.add_command(evaluate)
 main.add_command(train)
 main.add_command(ask)
+main.add_command(alerts)
 
 
 @main.group()

@@ -1,5 +1,5 @@
-"""The fusion stage's one entrance: a vehicle's inferred scene in, the scene with its kinematics and
-the alert updates it raises out.
+"""The fusion stage's one entrance: a vehicle's inferred scene in, the scene with its kinematics, the
+alert updates it raises and the frames they keep as evidence out.
 
 Scenes must arrive per vehicle in capture order (``fleet.scenes.inferred`` is keyed by vehicle, so
 one worker sees all of a vehicle's frames): the object tracks and kinematic events (``fusion.events``)
@@ -9,22 +9,37 @@ are merged where every worker's alerts meet, in PostgreSQL (``fusion.merging``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from alerts.rules import RuleSet
 from fusion.events import KinematicWatch
+from fusion.evidence import EvidenceFrame, EvidenceKeeper
 from fusion.incidents import IncidentTracker
 from records.messages import Alert, Scene
 
-Fused = tuple[Scene, list[Alert]]  # a scene with its kinematics, and the alert updates it raised
+
+@dataclass(frozen=True)
+class Fused:
+    """A scene with its kinematics, the alert updates it raised and the frames they keep as evidence."""
+
+    scene: Scene
+    alerts: list[Alert]
+    evidence: list[EvidenceFrame]
 
 
 class Fusion:
-    """Kinematics and incidents of every vehicle this worker fuses."""
+    """Kinematics, incidents and evidence frames of every vehicle this worker fuses."""
 
-    def __init__(self, rules: RuleSet, cooldown_s: float) -> None:
+    def __init__(self, rules: RuleSet, cooldown_s: float, evidence_frames: int = 6) -> None:
         self.watch = KinematicWatch()
         self.incidents = IncidentTracker(rules, cooldown_s)
+        # Enough scenes for every frame a firing rule can name (its last n, around late frames).
+        keep = 4 * max((r.persistence.n for r in rules.rules), default=1)
+        self.evidence = EvidenceKeeper(keep, evidence_frames)
 
     def observe(self, inferred: Scene) -> Fused:
-        """The scene with its kinematics (None for a frame older than its vehicle's latest), and its alerts."""
+        """The scene with its kinematics (None for a frame older than its vehicle's latest), its alerts
+        and their evidence frames."""
         scene = inferred.model_copy(update={"kinematics": self.watch.observe(inferred)})
-        return scene, self.incidents.observe(scene, scene.kinematics.events if scene.kinematics else ())
+        alerts = self.incidents.observe(scene, scene.kinematics.events if scene.kinematics else ())
+        return Fused(scene, alerts, self.evidence.observe(scene, alerts))

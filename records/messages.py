@@ -151,6 +151,13 @@ class SegmentContext(BaseModel):
     window: SegmentWindow | None = None
 
 
+class FramePosition(BaseModel):
+    """Where a frame is in ``fleet.frames``: an alerted frame's JPEG is read back from there as evidence."""
+
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
 class EnrichedFrame(Message):
     """``fleet.frames.enriched`` (internal): a validated frame with its GPS fix and ST context.
 
@@ -164,6 +171,7 @@ class EnrichedFrame(Message):
     segment: SegmentContext | None = None
     st_context: Annotated[list[float], Field(min_length=ST_CONTEXT_DIM, max_length=ST_CONTEXT_DIM)]
     produced_at: AwareDatetime | None = Field(None, description="Kafka timestamp of the original frame")
+    source: FramePosition | None = Field(None, description="the original frame's place in fleet.frames")
     ingested_at: AwareDatetime
 
 
@@ -264,6 +272,7 @@ class Scene(Message):
         description="tracks and kinematic events; null before fusion, and for a frame older than its vehicle's latest",
     )
     produced_at: AwareDatetime | None = None
+    source: FramePosition | None = Field(None, description="the frame's place in fleet.frames (its JPEG is there)")
     ingested_at: AwareDatetime
     inferred_at: AwareDatetime
 

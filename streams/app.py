@@ -24,6 +24,7 @@ from streams.inference import agent as inference
 from streams.ingest import frames
 from streams.liveness import StallWatch, restart_stalled_worker
 from streams.runtime import Runtime
+from streams.sinks.evidence import Evidence, evidence_store
 from streams.sinks.postgres import PostgresSink
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,10 @@ def create_app(settings: Settings) -> Runtime:
     windows = segment_windows.register(rt, network, sink)
     frames.register(rt, tracks)
     triton = inference.register(rt, windows)
-    fusion_agent.register(rt, sink, Fusion(rules, w.alert_cooldown_s))
+    store = evidence_store(settings, sink.engine)
+    evidence = Evidence(settings, app, store) if store is not None else None
+    log.info("alert evidence: %s", settings.evidence.store)
+    fusion_agent.register(rt, sink, Fusion(rules, w.alert_cooldown_s, settings.evidence.frames_per_alert), evidence)
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:
@@ -101,6 +105,8 @@ def create_app(settings: Settings) -> Runtime:
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_clients(sender: Any, **kwargs: Any) -> None:
         await triton.close()
+        if evidence is not None:
+            await evidence.close()
         try:
             flushed = await windows.flush()
             log.info("segment_stats: %d changed windows written at shutdown", flushed)

@@ -29,6 +29,9 @@ TRITON_BATCH = Histogram(
 )
 TRITON_ERRORS = Counter("fleetscope_triton_errors", "Failed Triton attempts", ["model", "kind"])
 GPS_FIXES = Counter("fleetscope_gps_fixes", "GPS fixes map-matched, by outcome", ["outcome"])
+EVIDENCE_FRAMES = Counter(
+    "fleetscope_evidence_frames", "Frames alerts stand on, kept as evidence, by outcome", ["outcome"]
+)
 HARD_BRAKING = Counter("fleetscope_hard_braking", "Hard-braking events detected from GPS")
 SEGMENT_FIXES_TOO_LATE = Counter(
     "fleetscope_segment_fixes_too_late", "Matched fixes older than the kept segment windows (ignored)"

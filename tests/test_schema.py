@@ -20,7 +20,15 @@ from alembic.runtime.migration import MigrationContext
 from core.errors import ConfigError, ServiceError
 from core.settings import Settings, load_settings
 from infra.postgres import PRE_MIGRATION_COLUMNS, apply_schema
-from streams.sinks.migrations import READER_ROLE, VIEWS, WRITER_ROLE, alembic_config, head_revision, include_object
+from streams.sinks.migrations import (
+    NOT_FOR_DASHBOARDS,
+    READER_ROLE,
+    VIEWS,
+    WRITER_ROLE,
+    alembic_config,
+    head_revision,
+    include_object,
+)
 from streams.sinks.tables import alerts, metadata, segment_stats
 
 # The indexes metadata.create_all made before migrations (revision 0001); 0002 added the others.
@@ -356,7 +364,7 @@ def test_every_table_and_view_is_granted_to_the_writer_and_the_reader(settings):
 
     assert {r.relname for r in rows} == set(metadata.tables) | set(VIEWS)
     for name, kind, reader, writer in rows:
-        assert reader == ["SELECT"], name
+        assert reader == ([] if name in NOT_FOR_DASHBOARDS else ["SELECT"]), name
         assert writer == (["SELECT", "INSERT", "UPDATE", "DELETE"] if kind in ("r", "p") else []), name
 
 
@@ -372,6 +380,10 @@ def test_every_table_and_view_is_granted_to_the_writer_and_the_reader(settings):
 )
 def test_the_dashboard_login_cannot_write(settings, statement):
     assert_refused(engine_as(settings, "fleetscope_dashboard"), statement)
+
+
+def test_the_dashboard_login_cannot_read_the_camera_images_kept_as_evidence(settings):
+    assert_refused(engine_as(settings, "fleetscope_dashboard"), "SELECT jpeg FROM alert_evidence LIMIT 1")
 
 
 def test_the_dashboard_login_reads_tables_and_the_views(settings):

@@ -24,13 +24,16 @@ from streams import metrics, topics
 from streams.deadletter import dead_letter, dead_letter_on_error, decode_batch, one_by_one
 from streams.health import wait_out
 from streams.runtime import Runtime
+from streams.sinks.evidence import Evidence
 from streams.sinks.postgres import PostgresSink, is_outage
 
 log = logging.getLogger(__name__)
+EVIDENCE_PRUNE_S = 3600.0
 
 
-def register(rt: Runtime, sink: PostgresSink, fusion: Fusion) -> None:
-    """Define the fusion agent: scenes through ``fusion``, written through ``sink``."""
+def register(rt: Runtime, sink: PostgresSink, fusion: Fusion, evidence: Evidence | None) -> None:
+    """Define the fusion agent: scenes through ``fusion``, written through ``sink``, the frames alerts
+    stand on kept by ``evidence`` (None: not kept)."""
     w = rt.settings.worker
 
     async def write(scenes: list[Scene], new_alerts: list[Alert]) -> list[Alert]:
@@ -44,22 +47,24 @@ def register(rt: Runtime, sink: PostgresSink, fusion: Fusion) -> None:
 
     async def store(batch: Sequence[tuple[EventT, Fused]]) -> None:
         """Write and publish; safe to repeat (``one_by_one``): the sinks upsert and nothing is tracked here."""
-        scenes = [scene for _, (scene, _) in batch]
-        written = scenes
+        scenes = [f.scene for _, f in batch]
+        written = [f for _, f in batch]
         try:
-            merged = await write(scenes, [a for _, (_, alerts) in batch for a in alerts])
+            merged = await write(scenes, [a for _, f in batch for a in f.alerts])
         except DBAPIError as exc:  # not an outage (those are waited out): PostgreSQL rejected some scene
             metrics.SINK_ERRORS.labels("transaction").inc()
             log.warning("PostgreSQL rejected a batch of %d scenes (%s); writing them one by one", len(scenes), exc.orig)
             merged, written = [], []
-            for event, (scene, alerts) in batch:
+            for event, fused in batch:
                 try:
-                    merged += await write([scene], alerts)
-                    written.append(scene)
+                    merged += await write([fused.scene], fused.alerts)
+                    written.append(fused)
                 except DBAPIError as one:
                     await dead_letter(rt, event, "fusion", "sink_rejected", str(one.orig))
-        for scene in written:
-            await rt.send(topics.SCENES, scene.vehicle_id, scene.encode())
+        if evidence is not None:  # before the alerts go out, so that an operator can look at them at once
+            await evidence.keep_frames([frame for f in written for frame in f.evidence])
+        for fused in written:
+            await rt.send(topics.SCENES, fused.scene.vehicle_id, fused.scene.encode())
         for alert in merged:
             await rt.send(topics.ALERTS, alert.alert_id, alert.encode())
             metrics.ALERTS.labels(alert.type, alert.severity).inc()
@@ -71,3 +76,13 @@ def register(rt: Runtime, sink: PostgresSink, fusion: Fusion) -> None:
             inferred, scene_events = await decode_batch(rt, events, Scene, "fusion")
             fused = [(e, await tracked(e, s)) for e, s in zip(scene_events, inferred, strict=True)]
             await one_by_one(rt, "fusion", [(e, f) for e, f in fused if f is not None], store)
+
+    if evidence is not None:
+
+        @rt.app.timer(EVIDENCE_PRUNE_S)
+        async def prune_evidence() -> None:
+            try:
+                await evidence.prune()
+            except Exception as exc:  # an exception would stop Faust's timer; the next tick tries again
+                metrics.SINK_ERRORS.labels("evidence_prune").inc()
+                log.warning("old evidence not deleted (%s); will retry", str(exc).splitlines()[0])

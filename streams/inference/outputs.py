@@ -69,6 +69,7 @@ def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs
         objects=objects,
         triplets=triplets,
         produced_at=frame.produced_at,
+        source=frame.source,
         ingested_at=frame.ingested_at,
         inferred_at=utcnow(),
     )

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from faust.types import EventT
 
-from records.messages import AttachedFix, EnrichedFrame, Frame, SegmentContext, utcnow
+from records.messages import AttachedFix, EnrichedFrame, Frame, FramePosition, SegmentContext, utcnow
 from streams import metrics, topics
 from streams.context.gps_track import Row, nearest_fix, newest_ts
 from streams.context.st_vector import cell_id, context_vector
@@ -61,6 +61,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
             else None,
             st_context=context_vector(frame.captured_at, fix, w.gps_tolerance_s, located.segment if located else None),
             produced_at=datetime.fromtimestamp(event.message.timestamp, timezone.utc),
+            source=FramePosition(partition=event.message.partition, offset=event.message.offset),
             ingested_at=utcnow(),
         )
         key = located.segment.segment_id if located else frame.vehicle_id

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -84,6 +85,21 @@ Index("alerts_type_time", alerts.c.type, alerts.c.window_start)
 # open_incidents: alerts whose window ended or that were updated in the last 15 minutes (a BitmapOr of the two).
 Index("alerts_window_end", alerts.c.window_end)
 Index("alerts_updated_at", alerts.c.updated_at)
+
+alert_evidence = Table(
+    "alert_evidence",
+    metadata,
+    Column("incident_id", Text, nullable=False, comment="a vehicle incident: one of alerts.vehicle_incidents"),
+    Column("frame_id", Text, nullable=False),
+    Column("alert_type", Text, nullable=False),
+    Column("vehicle_id", Text, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False, comment="the frame as the vehicle sent it"),
+    Column("drawing", JSONB, nullable=False, comment="objects, relations, anomaly and rule score to draw on it"),
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("incident_id", "frame_id"),
+)
+Index("alert_evidence_stored_at", alert_evidence.c.stored_at)
 
 road_conditions = Table(
     "road_conditions",

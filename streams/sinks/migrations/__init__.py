@@ -21,6 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent
 WRITER_ROLE = "fleetscope_writer"
 READER_ROLE = "fleetscope_reader"
 VIEWS = ("current_segment_conditions", "open_incidents", "current_road_conditions")
+# Tables the reader role (dashboards) may not read: camera images of the public (revision 0006).
+NOT_FOR_DASHBOARDS = ("alert_evidence",)
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
