@@ -55,11 +55,16 @@ class EmbeddedBroker:
 
 def _admin(settings: Settings, timeout_s: float | None, purpose: str) -> KafkaAdminClient:
     """An admin client of the configured broker, retried until ``timeout_s`` (default: the startup timeout)."""
+    budget = settings.stack.startup_timeout_s if timeout_s is None else timeout_s
     return retry_until(
         lambda: KafkaAdminClient(
-            bootstrap_servers=settings.kafka.servers, client_id="fleetscope-admin", request_timeout_ms=10000
+            bootstrap_servers=settings.kafka.servers,
+            client_id="fleetscope-admin",
+            request_timeout_ms=10000,
+            # kafka-python waits up to 30 s for a first connection by default, whatever the budget.
+            bootstrap_timeout_ms=int(1000 * min(budget, 30.0)),
         ),
-        settings.stack.startup_timeout_s if timeout_s is None else timeout_s,
+        budget,
         pause_s=0.5,
         failure=lambda exc: ServiceError(
             "broker",

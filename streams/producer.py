@@ -24,6 +24,7 @@ class FleetProducer:
                 acks="all",
                 linger_ms=5,
                 max_request_size=settings.kafka.max_message_bytes,
+                bootstrap_timeout_ms=int(1000 * min(connect_timeout_s, 30.0)),  # kafka-python's default: 30 s
             ),
             connect_timeout_s,
             pause_s=0.5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 
 import pytest
 
@@ -68,8 +69,11 @@ def test_an_unreachable_external_triton_fails_naming_the_setting(tmp_path):
     settings = load_settings(
         kafka={"bootstrap_servers": "127.0.0.1:1"}, stack={"run_dir": tmp_path, "startup_timeout_s": 2}
     )
+    began = time.monotonic()
     with pytest.raises(ServiceError, match="broker"):
         Stack(settings, with_worker=False).start()
+    # Bounded by the startup timeout, not by kafka-python's own 30 s wait for a first connection.
+    assert time.monotonic() - began < 10
     settings = load_settings(triton={"url": f"127.0.0.1:{port}"}, stack={"startup_timeout_s": 2})
     from infra.stack import wait_triton_ready
 
