@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import ConfigError
-from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES, PREDICATES
+from models.vocab import ANOMALY_PROMPTS, ANOMALY_TYPES, OBJECT_CLASSES, PREDICATES
 from records.messages import AnomalyResult, KinematicEvent, Scene
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -91,23 +91,58 @@ class KinematicCondition(_Strict):
         return self
 
 
+class ObjectCondition(_Strict):
+    """Scene graph and camera geometry: an object of class ``label``, detected with at least
+    ``min_score``, stands on the road in our path: at most ``ahead_m`` in front of the camera and at
+    most ``lateral_m`` to either side of its axis (our lane). Objects the camera geometry cannot
+    place on the ground never count."""
+
+    label: str
+    min_score: float = Field(ge=0, le=1)
+    ahead_m: float = Field(30.0, gt=0)
+    lateral_m: float = Field(1.75, gt=0)
+
+    @model_validator(mode="after")
+    def _known(self) -> ObjectCondition:
+        if self.label not in OBJECT_CLASSES:
+            raise ValueError(f"object class {self.label!r} is not one of {', '.join(OBJECT_CLASSES)}")
+        return self
+
+    def score(self, scene: Scene) -> float | None:
+        """The best score of such an object in the frame, or None when there is none."""
+        scores = [
+            o.score
+            for o in scene.objects
+            if o.label == self.label
+            and o.score >= self.min_score
+            and o.x_m is not None
+            and o.y_m is not None
+            and 0 < o.x_m <= self.ahead_m
+            and abs(o.y_m) <= self.lateral_m
+        ]
+        return max(scores) if scores else None
+
+
 class Condition(_Strict):
     """One condition: exactly one of its fields is set."""
 
     anomaly: AnomalyCondition | None = None
     triplet: TripletCondition | None = None
     kinematic: KinematicCondition | None = None
+    object: ObjectCondition | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
-        if sum(c is not None for c in (self.anomaly, self.triplet, self.kinematic)) != 1:
-            raise ValueError("a condition has exactly one of: anomaly, triplet, kinematic")
+        if sum(c is not None for c in (self.anomaly, self.triplet, self.kinematic, self.object)) != 1:
+            raise ValueError("a condition has exactly one of: anomaly, triplet, kinematic, object")
         return self
 
     def score(self, scene: Scene, events: Sequence[KinematicEvent] = ()) -> float | None:
         """The frame's score under this condition, or None when it does not hold."""
         if self.anomaly is not None:
             return self.anomaly.score(scene.anomaly)
+        if self.object is not None:
+            return self.object.score(scene)
         if self.kinematic is not None:
             scores = [e.score for e in events if e.type == self.kinematic.event]
             best = max(scores, default=-1.0)

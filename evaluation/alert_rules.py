@@ -13,8 +13,9 @@ side by side, with the spread between the held-out worlds.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from evaluation.alerts import AlertReport, RaisedAlert, score_alerts
 from fusion.incidents import IncidentTracker
 from models.sa_clip import SAClip
 from records.messages import AnomalyResult, Scene
-from sim.truth import AnomalyEvent
+from sim.truth import AnomalyEvent, FrameTruth
 from streams.inference.outputs import anomaly_result
 from training.dataset import FrameSet
 
@@ -155,4 +156,85 @@ def thresholds(rules: RuleSet, types: list[str]) -> str:
             if r.type in types and c.anomaly is not None:
                 share = f", min_share: {c.anomaly.min_share}" if c.anomaly.grouped_with else ""
                 lines.append(f"  {r.type}: min_score: {c.anomaly.min_score}{share}")
+    return "\n".join(lines)
+
+
+def replay_scenes(
+    scenes: Sequence[Scene],
+    frames: Mapping[str, FrameTruth],
+    events: Sequence[AnomalyEvent],
+    rules: RuleSet,
+    cooldown_s: float,
+) -> AlertReport:
+    """Alerts the rules raise on scenes the whole pipeline produced (every condition: SA-CLIP, scene graph,
+    objects in our path, kinematics), replayed per vehicle in capture order through the worker's tracker and
+    scored against the truth of ``frames`` (by frame id). Each vehicle's incidents count as separate alerts."""
+    by_vehicle: dict[str, list[Scene]] = {}
+    for s in {s.frame_id: s for s in scenes}.values():  # a scene emitted twice counts once
+        by_vehicle.setdefault(s.vehicle_id, []).append(s)
+    tracker = IncidentTracker(rules, cooldown_s)
+    raised: dict[str, tuple[str, set[str]]] = {}
+    for vehicle_scenes in by_vehicle.values():
+        for s in sorted(vehicle_scenes, key=lambda s: s.captured_at):
+            for alert in tracker.observe(s, s.kinematics.events if s.kinematics else ()):
+                _, shown = raised.setdefault(alert.alert_id, (alert.type, set()))
+                shown.update(alert.evidence["frame_ids"])
+    alerts = [RaisedAlert(alert_id, t, tuple(sorted(shown))) for alert_id, (t, shown) in raised.items()]
+    processed = {s.frame_id: frames[s.frame_id] for s in scenes if s.frame_id in frames}
+    return score_alerts(alerts, processed, events, {r.type: r.persistence.k for r in rules.rules})
+
+
+OBJECT_MIN_SCORES = (0.4, 0.5, 0.6, 0.7, 0.8)
+OBJECT_AHEAD_M = (20.0, 35.0, 50.0)
+OBJECT_LATERAL_M = (1.75, 2.5, 3.0)
+PERSISTENCE_KN = ((1, 1), (2, 3), (2, 4))
+
+
+def tune_object_conditions(
+    scenes: Sequence[Scene],
+    frames: Mapping[str, FrameTruth],
+    events: Sequence[AnomalyEvent],
+    rules: RuleSet,
+    cooldown_s: float,
+) -> tuple[RuleSet, dict[str, float]]:
+    """Grid search, for each rule with an object condition, of that condition (score, distance ahead, width
+    of our path) and the rule's persistence, for the best F1 of its type on these scenes (the first best in
+    grid order on ties); a condition no setting gets an F1 above 0 with is left out, and the rule keeps
+    its persistence. Returns the tuned rules and each tuned type's F1."""
+    best_f1: dict[str, float] = {}
+    for rule in list(rules.rules):
+        at = next((n for n, c in enumerate(rule.any) if c.object is not None), None)
+        if at is None:
+            continue
+        condition = rule.any[at].object
+        assert condition is not None
+        best: tuple[float, RuleSet] | None = None
+        grid = itertools.product(OBJECT_MIN_SCORES, OBJECT_AHEAD_M, OBJECT_LATERAL_M, PERSISTENCE_KN)
+        for min_score, ahead_m, lateral_m, (k, n) in grid:
+            tuned = condition.model_copy(update={"min_score": min_score, "ahead_m": ahead_m, "lateral_m": lateral_m})
+            conditions = list(rule.any)
+            conditions[at] = rule.any[at].model_copy(update={"object": tuned})
+            persistence = rule.persistence.model_copy(update={"k": k, "n": n})
+            candidate = _replace(rules, rule.model_copy(update={"any": tuple(conditions), "persistence": persistence}))
+            f1 = _f1(replay_scenes(scenes, frames, events, candidate, cooldown_s), rule.type)
+            if best is None or f1 > best[0]:
+                best = (f1, candidate)
+        assert best is not None
+        best_f1[rule.type], rules = best
+        if best[0] == 0:  # no setting finds one: the condition would only raise false alerts
+            rules = _replace(rules, rule.model_copy(update={"any": rule.any[:at] + rule.any[at + 1 :]}))
+    return rules, best_f1
+
+
+def object_thresholds(rules: RuleSet) -> str:
+    """The object conditions and persistence of the rules that have one, as they would be written in rules.yaml."""
+    lines = []
+    for r in rules.rules:
+        for c in r.any:
+            if (o := c.object) is not None:
+                p = r.persistence
+                lines.append(
+                    f"  {r.type}: object: {{label: {o.label}, min_score: {o.min_score}, ahead_m: {o.ahead_m},"
+                    f" lateral_m: {o.lateral_m}}}; persistence: {{k: {p.k}, n: {p.n}}}"
+                )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from fleetscope.ask import ask
 from fleetscope.frame_bench import bench_frames
 from fleetscope.gps_bench import bench_gps
 from fleetscope.model_bench import bench_models
+from fleetscope.pipeline_alerts import pipeline_alerts
 from fleetscope.soak import bench_soak
 from sim import seeds
 from sim.bench import bench_render
@@ -372,6 +373,7 @@ def config() -> None:
 
 main.add_command(simulate)
 main.add_command(evaluate)
+evaluate.add_command(pipeline_alerts)
 main.add_command(train)
 main.add_command(ask)
 main.add_command(alerts)

@@ -159,8 +159,10 @@ def collect(
     since: datetime,
     timeout_s: float,
     progress: Callable[[str], None],
+    keep: list[Scene] | None = None,
 ) -> None:
-    """Read fleet.scenes and fleet.deadletter until every produced frame is accounted for (bounded)."""
+    """Read fleet.scenes and fleet.deadletter until every produced frame is accounted for (bounded); the
+    run's scenes are appended to ``keep`` when given."""
     consumer = topic_reader(settings, topics.SCENES, topics.DEADLETTER)
     latencies: list[float] = []
     seen: set[str] = set()
@@ -175,6 +177,8 @@ def collect(
                         scene = decode(Scene, rec.value)
                         if scene.frame_id in frame_ids and scene.frame_id not in seen:
                             seen.add(scene.frame_id)
+                            if keep is not None:
+                                keep.append(scene)
                             if scene.produced_at:
                                 produced = scene.produced_at.timestamp()
                                 first_produced = min(first_produced, produced)

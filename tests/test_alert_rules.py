@@ -67,6 +67,7 @@ def test_the_shipped_rules_load_and_cover_every_anomaly_type_and_kinematic_event
         (RULES.replace("min_score: 0.6}", "min_score: 0.6, min_share: 0.5}"), "min_share needs grouped_with"),
         (RULES.replace("min_score: 0.6}", "min_score: 0.6, grouped_with: [collision]}"), "repeats the condition's own"),
         ("rules: [", "not valid YAML"),
+        (RULES.replace("triplet: {predicate: collides with", "object: {label: debris"), "debris"),
     ],
 )
 def test_a_mistake_in_the_rules_file_fails_with_a_message_saying_what(tmp_path, mistake, message):
@@ -193,3 +194,26 @@ def test_a_kinematic_condition_counts_the_events_of_the_frame_and_they_are_evide
     assert alert.type == "wrong_way" and alert.score == pytest.approx(0.8) and alert.severity == "major"
     assert alert.evidence["frame_ids"] == ["v1-f0", "v1-f2"]
     assert alert.evidence["kinematics"] == [event.model_dump()]
+
+
+def test_an_object_counts_only_when_it_stands_in_our_path_detected_well_enough(tmp_path):
+    rules = """
+rules:
+  - type: obstacle
+    any: [{object: {label: obstacle, min_score: 0.6, ahead_m: 35, lateral_m: 2.5}}]
+    severity: {critical: 0.9, major: 0.75}
+"""
+    tracker = IncidentTracker(load_rules(rules_file(tmp_path, rules)), cooldown_s=60)
+
+    def with_object(t: float, **fields: object) -> Scene:
+        placed = {"box": (0.4, 0.5, 0.6, 0.7), "label": "obstacle", "score": 0.8, "x_m": 12.0, "y_m": 0.5} | fields
+        return scene(t).model_copy(update={"objects": [SceneObject.model_validate(placed)]})
+
+    assert tracker.observe(with_object(0, y_m=4.0)) == []  # on the pavement
+    assert tracker.observe(with_object(1, x_m=40.0)) == []  # too far ahead
+    assert tracker.observe(with_object(2, score=0.5)) == []  # detected too weakly
+    assert tracker.observe(with_object(3, label="car")) == []  # another class
+    assert tracker.observe(with_object(4, x_m=None, y_m=None)) == []  # not placed on the ground
+    (alert,) = tracker.observe(with_object(5, y_m=-2.0))
+    assert alert.type == "obstacle" and alert.score == pytest.approx(0.8)
+    assert alert.evidence["frame_ids"] == ["v1-f5"]
