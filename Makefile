@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml
 	@touch $@
 
 demo: $(INSTALLED)
-	$(VENV)/bin/fleetscope demo
+	$(VENV)/bin/fleetscope demo --evaluate
 
 test: $(INSTALLED) lint ops-tools
 	$(PY) -m pytest
