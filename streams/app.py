@@ -14,7 +14,7 @@ from core.errors import ConfigError
 from core.settings import Settings
 from fusion.stage import Fusion
 from roads.network import load_network
-from streams import changelog_recovery, fetch_partitions, fetch_wait, metrics, recovery_seek
+from streams import changelog_flush, changelog_recovery, fetch_partitions, fetch_wait, metrics, recovery_seek
 from streams.context import agent as map_matching
 from streams.context import segment_windows
 from streams.context.gps_track import RecentFixes
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> Runtime:
     fetch_wait.install(k.fetch_max_wait_ms)
     fetch_partitions.install()  # Faust lets aiokafka read paused partitions' records, then drops them
     recovery_seek.install()  # Faust resumes stream partitions before it seeks them: records read twice
+    changelog_flush.install()  # Faust commits offsets while table changelog records are still buffered
     app = faust.App(
         settings.worker.app_id,
         broker=[f"kafka://{server.strip()}" for server in k.servers.split(",")],
