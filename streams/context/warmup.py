@@ -12,8 +12,7 @@ the recent fixes, with the idle commits the old owner made where the stream went
 records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
 fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
-worker. The reads are bounded (``READ_TIMEOUT_S`` for a rebalance); a replay, once begun, runs to its
-end (CPU, about 18,000 fixes/s here), and no partition's replay begins past that bound.
+worker.
 """
 
 from __future__ import annotations
@@ -87,18 +86,15 @@ async def history(
     return fixes
 
 
-def quiet_after(times: list[float], then: float | None, idle_s: float) -> list[int]:
+def quiet_after(times: list[float], then: float, idle_s: float) -> list[int]:
     """The indices after which a stream with records at Kafka ``times`` went quiet for ``idle_s``
-    (``then``: the time of the record after the last one; None when there is none yet, and the end
-    is not cut: whether the old owner lived to commit its pending fixes is unknown, so the heir's own
-    idle commit commits them, on the same segments, which the windows count once).
+    (``then``: the time of the record after the last one, or now if there is none yet).
 
     A worker reading the stream as it came commits its vehicles' pending fixes there
     (``VehicleTracks.flush_idle``); one that was behind, with records waiting, did not: the replay
     cannot tell the two apart and takes the first, the usual case."""
-    following: list[float | None] = [*times[1:], then] if times else []
-    pairs = enumerate(zip(times, following, strict=True))
-    return [i for i, (t, after) in pairs if after is not None and after - t >= idle_s]
+    following = [*times[1:], then] if times else []
+    return [i for i, (t, after) in enumerate(zip(times, following, strict=True)) if after - t >= idle_s]
 
 
 def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
@@ -107,7 +103,6 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
     gps_topic = rt.settings.topic(topics.GPS)
 
     async def warm(partitions: list[int]) -> tuple[int, int]:
-        deadline = time.monotonic() + READ_TIMEOUT_S
         reader = side_consumer(rt.app, group_id=rt.app.conf.id)
         await reader.start()
         try:
@@ -122,14 +117,8 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
                 timed = await history(
                     reader, tp, firsts[tp], committed, admission, w.match_warmup_s, w.match_warmup_records
                 )
-                if time.monotonic() > deadline:  # the replay cannot be cut short: do not start another
-                    log.warning("GPS partition %d not warmed up: out of time; its vehicles start cold", tp.partition)
-                    continue
                 following = await read_range(reader, tp, committed, committed + 1) if ends[tp] > committed else []
-                then = following[0].timestamp / 1000.0 if following else None
-                # The chunks read back may reach further than asked: replay what was asked for.
-                newest = max((f.ts.timestamp() for _, f in timed), default=0.0)
-                timed = [(t, f) for t, f in timed if f.ts.timestamp() >= newest - w.match_warmup_s]
+                then = following[0].timestamp / 1000.0 if following else time.time()
                 fixes = [f for _, f in timed]
                 for fix in fixes:
                     rt.gps.add(fix)

@@ -101,5 +101,3 @@ def test_a_stream_is_quiet_where_its_records_are_idle_s_apart_or_the_last_is_idl
     assert warmup.quiet_after([0.0, 1.0, 20.0, 21.0], then=22.0, idle_s=10) == [1]
     assert warmup.quiet_after([0.0, 1.0], then=11.0, idle_s=10) == [1]
     assert warmup.quiet_after([], then=5.0, idle_s=10) == []
-    # Nothing after the last record yet: the end is not cut (the heir's idle commit decides).
-    assert warmup.quiet_after([0.0, 20.0], then=None, idle_s=10) == [0]
