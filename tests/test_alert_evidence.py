@@ -4,7 +4,9 @@ and draws them."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -17,7 +19,7 @@ from alerts.rules import load_rules
 from fleetscope.evidence_image import BOX, RELATION, draw
 from fusion.stage import Fusion
 from records.messages import AnomalyResult, AspectResult, FramePosition, Scene, SceneObject
-from streams.sinks.evidence import StoredFrame
+from streams.sinks.evidence import DirectoryEvidence, StoredFrame, frame_file
 from streams.sinks.tables import alert_evidence, alerts
 from tests.frames import sample_jpeg
 from tests.test_pipeline import make_fix, make_frame, wait_rows
@@ -78,6 +80,22 @@ def test_an_incident_keeps_at_most_its_share_of_frames_and_none_without_a_place_
 
 def stored(jpeg: bytes, drawing: dict) -> StoredFrame:
     return StoredFrame("i1", "v1-f0", "collision", "v1", T0, jpeg, drawing)
+
+
+def test_the_directory_store_prunes_old_incidents_and_nothing_else_in_its_folder(tmp_path):
+    store = DirectoryEvidence(tmp_path)
+    asyncio.run(store.put([stored(b"old", {}), StoredFrame("i2", "v1-f1", "collision", "v1", T0, b"new", {})]))
+    old = frame_file(tmp_path, "i1", "v1-f0").parent
+    for f in old.iterdir():
+        os.utime(f, (0, 0))
+    (tmp_path / "notes").mkdir()  # an operator's folder on the same share
+    os.utime(tmp_path / "notes", (0, 0))
+    (tmp_path / ("0" * 32)).mkdir()  # an incident folder still empty (a frame being written)
+
+    assert asyncio.run(store.prune(datetime.now(timezone.utc) - timedelta(days=1))) == 1
+    assert not old.exists()
+    assert frame_file(tmp_path, "i2", "v1-f1").with_suffix(".jpg").read_bytes() == b"new"
+    assert (tmp_path / "notes").is_dir() and (tmp_path / ("0" * 32)).is_dir()
 
 
 def test_an_evidence_frame_is_drawn_with_its_boxes_relations_and_a_caption():

@@ -76,6 +76,8 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
     # this commits the vehicles of a partition that went quiet (the end of a drive or of the data).
     @rt.app.timer(w.match_idle_flush_s / 2)
     async def commit_idle_vehicles() -> None:
+        if rt.app.rebalancing or rt.app.in_recovery:  # partitions paused or warming up: not silent
+            return
         try:
             await send(tracks.flush_idle(w.match_idle_flush_s, busy=await waiting()))
         except Exception:  # an exception would stop Faust's timer, and with it every later idle commit

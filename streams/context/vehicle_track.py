@@ -181,8 +181,8 @@ class VehicleTracks:
         horizon = source.newest_ts - self.idle_s
         while source.waiting and source.waiting[0][0] <= horizon:
             ts, vehicle_id = heapq.heappop(source.waiting)
-            track = self._tracks[vehicle_id]
-            if track.newest_ts == ts:  # else it sent a newer fix since, which has an entry of its own
+            track = self._tracks.get(vehicle_id)  # None: forgotten with a partition given up
+            if track is not None and track.newest_ts == ts:  # else a newer fix has an entry of its own
                 points += self._commit(vehicle_id, track, track.matcher.flush())
         return points
 

@@ -12,7 +12,8 @@ the recent fixes, with the idle commits the old owner made where the stream went
 records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
 fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
-worker.
+worker. The reads are bounded (``READ_TIMEOUT_S`` for a rebalance); a replay, once begun, runs to its
+end (CPU, about 18,000 fixes/s here), and no partition's replay begins past that bound.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
     gps_topic = rt.settings.topic(topics.GPS)
 
     async def warm(partitions: list[int]) -> tuple[int, int]:
+        deadline = time.monotonic() + READ_TIMEOUT_S
         reader = side_consumer(rt.app, group_id=rt.app.conf.id)
         await reader.start()
         try:
@@ -117,8 +119,14 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
                 timed = await history(
                     reader, tp, firsts[tp], committed, admission, w.match_warmup_s, w.match_warmup_records
                 )
+                if time.monotonic() > deadline:  # the replay cannot be cut short: do not start another
+                    log.warning("GPS partition %d not warmed up: out of time; its vehicles start cold", tp.partition)
+                    continue
                 following = await read_range(reader, tp, committed, committed + 1) if ends[tp] > committed else []
                 then = following[0].timestamp / 1000.0 if following else time.time()
+                # The chunks read back may reach further than asked: replay what was asked for.
+                newest = max((f.ts.timestamp() for _, f in timed), default=0.0)
+                timed = [(t, f) for t, f in timed if f.ts.timestamp() >= newest - w.match_warmup_s]
                 fixes = [f for _, f in timed]
                 for fix in fixes:
                     rt.gps.add(fix)

@@ -20,6 +20,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -91,8 +92,13 @@ class FrameReader:
 
     async def _frame_at(self, partition: int, offset: int) -> Frame | None:
         if self._reader is None:
-            self._reader = side_consumer(self.app)
-            await self._reader.start()
+            reader = side_consumer(self.app)
+            try:
+                await reader.start()
+            except BaseException:  # a half-started consumer cannot seek: start afresh next time
+                await reader.stop()
+                raise
+            self._reader = reader
         tp = aiokafka.TopicPartition(self.topic, partition)
         self._reader.assign([tp])
         self._reader.seek(tp, offset)
@@ -149,6 +155,9 @@ def frame_file(root: Path, incident_id: str, frame_id: str) -> Path:
     return root / _name(incident_id) / _name(frame_id)
 
 
+_NAME = re.compile(r"[0-9a-f]{32}")
+
+
 def _name(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -183,9 +192,15 @@ class DirectoryEvidence:
     def _prune(self, before: float) -> int:
         removed = 0
         for folder in self.root.glob("*"):
-            if folder.is_dir() and all(p.stat().st_mtime < before for p in folder.iterdir()):
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
+            if not _NAME.fullmatch(folder.name):  # not an incident's folder: never ours to delete
+                continue
+            try:
+                files = list(folder.iterdir())
+                if files and all(p.stat().st_mtime < before for p in files):
+                    shutil.rmtree(folder)
+                    removed += 1
+            except OSError:  # another worker pruning the same share, or a frame being written
+                continue
         return removed
 
 
