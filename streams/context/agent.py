@@ -51,7 +51,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
         metrics.GPS_FIXES.labels("repeated").inc(tracks.repeated - repeated)
         await send(points)
 
-    warmup.register(rt, tracks, admission)
+    warming = warmup.register(rt, tracks, admission)
 
     @rt.agent(topics.GPS, name="match-gps")
     async def match_gps(stream):  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
     # this commits the vehicles of a partition that went quiet (the end of a drive or of the data).
     @rt.app.timer(w.match_idle_flush_s / 2)
     async def commit_idle_vehicles() -> None:
-        if rt.app.rebalancing or rt.app.in_recovery:  # partitions paused or warming up: not silent
+        if rt.app.rebalancing or rt.app.in_recovery or warming.running:  # partitions paused: not silent
             return
         try:
             await send(tracks.flush_idle(w.match_idle_flush_s, busy=await waiting()))

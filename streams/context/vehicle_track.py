@@ -22,7 +22,7 @@ import heapq
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Container, Hashable, Iterable, Sequence
+from collections.abc import Container, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -153,17 +153,27 @@ class VehicleTracks:
         for ``idle_s`` or more: its owner committed the pending fixes there (``flush_idle``), and so does
         the replay. What the replay commits was committed by the stream's previous owner, so it is not
         returned; the fixes still pending at the end are committed by the live fixes that follow."""
+        return max(self.warm_steps(fixes, source, quiet_after), default=0)
+
+    def warm_steps(
+        self, fixes: Sequence[GpsFix], source: Hashable, quiet_after: Iterable[int] = (), step: int = 2000
+    ) -> Iterator[int]:
+        """``warm`` a ``step`` of fixes at a time, yielding how many were replayed so far after each, so
+        that an event loop can run between steps; the replay is complete once the iterator is."""
         held = set(self._tracks)
-        replay = [(i, f) for i, f in enumerate(fixes) if f.vehicle_id not in held]
-        cuts = sorted(set(quiet_after))
-        start = 0
-        for cut in [*cuts, len(fixes) - 1]:
-            run = [f for i, f in replay[start:] if i <= cut]
-            start += len(run)
-            self.push_all(run, [source] * len(run))
-            if cut in cuts:
-                self.flush_source(source)
-        return len(replay)
+        cuts = set(quiet_after)
+        run: list[GpsFix] = []
+        replayed = 0
+        for i, fix in enumerate(fixes):
+            if fix.vehicle_id not in held:
+                run.append(fix)
+            if i in cuts or len(run) >= step or i == len(fixes) - 1:
+                self.push_all(run, [source] * len(run))
+                replayed += len(run)
+                run = []
+                if i in cuts:
+                    self.flush_source(source)
+                yield replayed
 
     def flush_source(self, source: Hashable) -> list[TrackPoint]:
         """Commit the pending fixes of every vehicle whose fixes come from ``source``."""

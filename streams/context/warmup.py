@@ -12,8 +12,9 @@ the recent fixes, with the idle commits the old owner made where the stream went
 records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
 fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
-worker. The reads are bounded (``READ_TIMEOUT_S`` for a rebalance); a replay, once begun, runs to its
-end (CPU, about 18,000 fixes/s here), and no partition's replay begins past that bound.
+worker. The reads are bounded (``READ_TIMEOUT_S`` for a rebalance; a partition not read by then starts
+cold); the replay (CPU, about 18,000 fixes/s here) runs to its end in steps, letting the event loop
+run between them, so the consumer's heartbeats go on however long it takes.
 """
 
 from __future__ import annotations
@@ -98,41 +99,67 @@ def quiet_after(times: list[float], then: float, idle_s: float) -> list[int]:
     return [i for i, (t, after) in enumerate(zip(times, following, strict=True)) if after - t >= idle_s]
 
 
-def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
+class WarmUp:
+    """Whether a warm-up is replaying now (the idle commits wait it out: its partitions are not silent)."""
+
+    running: bool = False
+
+
+def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> WarmUp:
     """Warm up the partitions each rebalance assigns, before they are resumed."""
     w = rt.settings.worker
     gps_topic = rt.settings.topic(topics.GPS)
+    state = WarmUp()
+
+    async def recent(
+        reader: aiokafka.AIOKafkaConsumer, tp: aiokafka.TopicPartition, first: int, end: int
+    ) -> tuple[list[tuple[float, GpsFix]], float] | None:
+        """A partition's last ``match_warmup_s`` of admitted fixes before its committed offset, with the
+        time of the record after them; None if the group never read it."""
+        committed = await reader.committed(tp)
+        if not committed:  # never read by the group: nothing came before
+            return None
+        timed = await history(reader, tp, first, committed, admission, w.match_warmup_s, w.match_warmup_records)
+        following = await read_range(reader, tp, committed, committed + 1) if end > committed else []
+        then = following[0].timestamp / 1000.0 if following else time.time()
+        # The chunks read back may reach further than asked: replay what was asked for.
+        newest = max((f.ts.timestamp() for _, f in timed), default=0.0)
+        return [(t, f) for t, f in timed if f.ts.timestamp() >= newest - w.match_warmup_s], then
 
     async def warm(partitions: list[int]) -> tuple[int, int]:
         deadline = time.monotonic() + READ_TIMEOUT_S
         reader = side_consumer(rt.app, group_id=rt.app.conf.id)
-        await reader.start()
         try:
+            await asyncio.wait_for(reader.start(), READ_TIMEOUT_S)
             tps = [aiokafka.TopicPartition(gps_topic, p) for p in partitions]
             reader.assign(tps)
-            firsts, ends = await reader.beginning_offsets(tps), await reader.end_offsets(tps)
+            firsts = await asyncio.wait_for(reader.beginning_offsets(tps), READ_TIMEOUT_S)
+            ends = await asyncio.wait_for(reader.end_offsets(tps), READ_TIMEOUT_S)
             read = replayed = 0
             for tp in tps:
-                committed = await reader.committed(tp)
-                if not committed:  # never read by the group: nothing came before
+                try:
+                    got = await asyncio.wait_for(recent(reader, tp, firsts[tp], ends[tp]), deadline - time.monotonic())
+                except TimeoutError:
+                    log.warning(
+                        "GPS partition %d not warmed up: its history was not read within %.0f s of the rebalance;"
+                        " its vehicles start cold",
+                        tp.partition,
+                        READ_TIMEOUT_S,
+                    )
                     continue
-                timed = await history(
-                    reader, tp, firsts[tp], committed, admission, w.match_warmup_s, w.match_warmup_records
-                )
-                if time.monotonic() > deadline:  # the replay cannot be cut short: do not start another
-                    log.warning("GPS partition %d not warmed up: out of time; its vehicles start cold", tp.partition)
+                if got is None:
                     continue
-                following = await read_range(reader, tp, committed, committed + 1) if ends[tp] > committed else []
-                then = following[0].timestamp / 1000.0 if following else time.time()
-                # The chunks read back may reach further than asked: replay what was asked for.
-                newest = max((f.ts.timestamp() for _, f in timed), default=0.0)
-                timed = [(t, f) for t, f in timed if f.ts.timestamp() >= newest - w.match_warmup_s]
+                timed, then = got
                 fixes = [f for _, f in timed]
                 for fix in fixes:
                     rt.gps.add(fix)
                 read += len(fixes)
+                replayed_here = 0
                 quiet = quiet_after([t for t, _ in timed], then, w.match_idle_flush_s)
-                replayed += tracks.warm(fixes, tp.partition, quiet)
+                for step in tracks.warm_steps(fixes, tp.partition, quiet):
+                    replayed_here = step
+                    await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
+                replayed += replayed_here
             return read, replayed
         finally:
             await reader.stop()
@@ -146,12 +173,15 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
         if not new or w.match_warmup_s <= 0:
             return
         began = time.monotonic()
+        state.running = True
         try:
-            read, replayed = await asyncio.wait_for(warm(new), READ_TIMEOUT_S)
+            read, replayed = await warm(new)
         except Exception as exc:  # TimeoutError included: the partitions start cold, as without a warm-up
             error = f"{type(exc).__name__}: {exc}"
             log.warning("GPS partitions %s not warmed up (%s); their vehicles start cold", new, error)
             return
+        finally:
+            state.running = False
         log.info(
             "map matcher warmed up for GPS partitions %s: %d fixes read back, %d replayed, in %.1f s",
             new,
@@ -159,3 +189,5 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> None:
             replayed,
             time.monotonic() - began,
         )
+
+    return state

@@ -129,3 +129,19 @@ def test_a_warm_up_commits_where_the_stream_went_quiet_as_its_owner_did():
     heir = VehicleTracks(load_network(), idle_s=IDLE_S)
     heir.warm(fixes[:cut], 0, quiet_after=[cut - 1])
     assert matched(heir.push_all(fixes[cut:], [0] * (len(fixes) - cut)) + heir.flush_idle(0)) == matched(reference)
+
+
+def test_a_warm_up_in_steps_replays_what_one_in_one_go_does():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    cut = len(fixes) // 2
+    quiet = [cut // 3, cut // 3 + 1]  # a pause inside a step and one at its edge
+    whole = VehicleTracks(load_network(), idle_s=IDLE_S)
+    assert whole.warm(fixes[:cut], 0, quiet_after=quiet) == cut
+
+    stepped = VehicleTracks(load_network(), idle_s=IDLE_S)
+    steps = list(stepped.warm_steps(fixes[:cut], 0, quiet_after=quiet, step=50))
+    assert len(steps) >= cut // 50 and steps == sorted(steps) and steps[-1] == cut
+    rest = fixes[cut:]
+    assert matched(stepped.push_all(rest, [0] * len(rest)) + stepped.flush_idle(0)) == matched(
+        whole.push_all(rest, [0] * len(rest)) + whole.flush_idle(0)
+    )
