@@ -177,6 +177,12 @@ class WorkerSettings(Section):
     gps_tolerance_s: float = Field(2.0, gt=0, description="largest |frame time - GPS fix time| to attach a fix")
     gps_grace_s: float = Field(1.0, ge=0, description="how long a frame waits for a late GPS fix")
     gps_history: int = Field(120, ge=1, description="recent fixes kept per vehicle")
+    max_vehicles: int = Field(
+        10_000,
+        ge=1,
+        description="vehicles whose GPS, map-matching, track and incident state one worker keeps in memory (about"
+        " 0.2 MB each); past it the least recently seen is committed and forgotten, and starts afresh if it returns",
+    )
     max_time_ahead_s: float = Field(
         300.0, ge=0, description="a frame or fix dated more than this after it reached the broker is dead-lettered"
     )

@@ -30,12 +30,12 @@ class Fused:
 class Fusion:
     """Kinematics, incidents and evidence frames of every vehicle this worker fuses."""
 
-    def __init__(self, rules: RuleSet, cooldown_s: float, evidence_frames: int = 6) -> None:
-        self.watch = KinematicWatch()
-        self.incidents = IncidentTracker(rules, cooldown_s)
+    def __init__(self, rules: RuleSet, cooldown_s: float, evidence_frames: int = 6, max_vehicles: int = 10_000) -> None:
+        self.watch = KinematicWatch(max_vehicles)
+        self.incidents = IncidentTracker(rules, cooldown_s, max_vehicles)
         # Enough scenes for every frame a firing rule can name (its last n, around late frames).
         keep = 4 * max((r.persistence.n for r in rules.rules), default=1)
-        self.evidence = EvidenceKeeper(keep, evidence_frames)
+        self.evidence = EvidenceKeeper(keep, evidence_frames, max_vehicles)
 
     def observe(self, inferred: Scene) -> Fused:
         """The scene with its kinematics (None for a frame older than its vehicle's latest), its alerts

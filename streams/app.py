@@ -71,8 +71,12 @@ def create_app(settings: Settings) -> Runtime:
             f"cannot read the road network {w.road_network}: {exc}; check FLEETSCOPE_WORKER__ROAD_NETWORK"
         ) from exc
     log.info("road network %s: %d segments", network.source, len(network.segments))
-    rt = Runtime(settings=settings, app=app, gps=RecentFixes(w.gps_history), stalls=StallWatch(w.stall_timeout_s))
-    tracks = VehicleTracks(network, sigma_m=w.gps_noise_m, keep=w.gps_history, idle_s=w.match_idle_flush_s)
+    rt = Runtime(
+        settings=settings, app=app, gps=RecentFixes(w.gps_history, w.max_vehicles), stalls=StallWatch(w.stall_timeout_s)
+    )
+    tracks = VehicleTracks(
+        network, sigma_m=w.gps_noise_m, keep=w.gps_history, idle_s=w.match_idle_flush_s, max_vehicles=w.max_vehicles
+    )
     sink = PostgresSink(settings)
     map_matching.register(rt, tracks)
     windows = segment_windows.register(rt, network, sink)
@@ -81,7 +85,9 @@ def create_app(settings: Settings) -> Runtime:
     store = evidence_store(settings, sink.engine)
     evidence = Evidence(settings, app, store) if store is not None else None
     log.info("alert evidence: %s", settings.evidence.store)
-    fusion_agent.register(rt, sink, Fusion(rules, w.alert_cooldown_s, settings.evidence.frames_per_alert), evidence)
+    fusion_agent.register(
+        rt, sink, Fusion(rules, w.alert_cooldown_s, settings.evidence.frames_per_alert, w.max_vehicles), evidence
+    )
 
     @app.timer(1.0)
     async def report_lag_and_readiness() -> None:

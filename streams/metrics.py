@@ -32,6 +32,10 @@ GPS_FIXES = Counter("fleetscope_gps_fixes", "GPS fixes map-matched, by outcome",
 EVIDENCE_FRAMES = Counter(
     "fleetscope_evidence_frames", "Frames alerts stand on, kept as evidence, by outcome", ["outcome"]
 )
+VEHICLES_FORGOTTEN = Counter(
+    "fleetscope_vehicles_forgotten",
+    "Vehicles whose map-matching state was committed and dropped: more than WORKER__MAX_VEHICLES held",
+)
 HARD_BRAKING = Counter("fleetscope_hard_braking", "Hard-braking events detected from GPS")
 SEGMENT_FIXES_TOO_LATE = Counter(
     "fleetscope_segment_fixes_too_late", "Matched fixes older than the kept segment windows (ignored)"

@@ -46,9 +46,10 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
         fixes = [fix for _, fix in batch]
         for fix in fixes:
             rt.gps.add(fix)
-        repeated = tracks.repeated
+        repeated, forgotten = tracks.repeated, tracks.forgotten
         points = tracks.push_all(fixes, [event.message.partition for event, _ in batch])
         metrics.GPS_FIXES.labels("repeated").inc(tracks.repeated - repeated)
+        metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
         await send(points)
 
     warming = warmup.register(rt, tracks, admission)

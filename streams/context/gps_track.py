@@ -13,6 +13,7 @@ one produced message per fix, and Faust's changelog recovery hangs on the embedd
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,14 +66,25 @@ def newest_ts(history: list[Row]) -> float | None:
 
 
 class RecentFixes:
-    """The newest ``keep`` fixes of every vehicle this worker has seen."""
+    """The newest ``keep`` fixes of each of the ``max_vehicles`` vehicles whose fixes came most recently."""
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, max_vehicles: int = 10_000) -> None:
         self.keep = keep
-        self._by_vehicle: dict[str, list[Row]] = {}
+        self.max_vehicles = max_vehicles
+        self._by_vehicle: OrderedDict[str, list[Row]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_vehicle)
 
     def add(self, fix: GpsFix) -> None:
-        add_fix(self._by_vehicle.setdefault(fix.vehicle_id, []), fix, self.keep)
+        history = self._by_vehicle.get(fix.vehicle_id)
+        if history is None:
+            history = self._by_vehicle[fix.vehicle_id] = []
+            if len(self._by_vehicle) > self.max_vehicles:
+                self._by_vehicle.popitem(last=False)
+        else:
+            self._by_vehicle.move_to_end(fix.vehicle_id)
+        add_fix(history, fix, self.keep)
 
     def history(self, vehicle_id: str) -> list[Row]:
         return self._by_vehicle.get(vehicle_id, [])

@@ -85,7 +85,12 @@ class VehicleTracks:
     """The tracks of every vehicle this worker has seen (a bounded number of recent positions each)."""
 
     def __init__(
-        self, network: RoadNetwork, sigma_m: float = 5.0, keep: int = 120, idle_s: float | None = None
+        self,
+        network: RoadNetwork,
+        sigma_m: float = 5.0,
+        keep: int = 120,
+        idle_s: float | None = None,
+        max_vehicles: int | None = None,
     ) -> None:
         self.network = network
         self.index = SegmentIndex(network)
@@ -93,16 +98,27 @@ class VehicleTracks:
         self.sigma_m = sigma_m
         self.keep = keep
         self.idle_s = idle_s  # None: only flush_idle commits a silent vehicle (offline replays)
-        self._tracks: dict[str, _Track] = {}
+        self.max_vehicles = max_vehicles  # None: unbounded (offline replays of a known fleet)
+        self._tracks: OrderedDict[str, _Track] = OrderedDict()  # least recently fed first
         self._sources: dict[Hashable, _Source] = {}
         self.repeated = 0  # fixes skipped because this track already held them
+        self.forgotten = 0  # vehicles forgotten past max_vehicles
 
-    def _track(self, vehicle_id: str) -> _Track:
+    def _track(self, vehicle_id: str) -> tuple[_Track, list[TrackPoint]]:
+        """The vehicle's track, now the most recently fed, and the points committed by forgetting the
+        least recently fed one if this one is new and the worker holds ``max_vehicles`` already."""
         track = self._tracks.get(vehicle_id)
-        if track is None:
-            matcher = VehicleMatcher(self.index, self.routes, sigma_m=self.sigma_m)
-            track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
-        return track
+        if track is not None:
+            self._tracks.move_to_end(vehicle_id)
+            return track, []
+        matcher = VehicleMatcher(self.index, self.routes, sigma_m=self.sigma_m)
+        track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
+        points: list[TrackPoint] = []
+        if self.max_vehicles is not None and len(self._tracks) > self.max_vehicles:
+            gone, oldest = self._tracks.popitem(last=False)
+            self.forgotten += 1
+            points = self._commit(gone, oldest, oldest.matcher.flush())  # its pending fixes are not lost
+        return track, points
 
     def push_all(self, fixes: Sequence[GpsFix], sources: Sequence[Hashable] | None = None) -> list[TrackPoint]:
         """Add fixes in the order given (one projection call for all of them); return the positions committed.
@@ -124,7 +140,8 @@ class VehicleTracks:
             if ts > source.newest_ts:
                 source.newest_ts = ts
                 points += self._commit_silent(source)
-            track = self._track(f.vehicle_id)
+            track, evicted = self._track(f.vehicle_id)
+            points += evicted
             track.source = key
             if f.ts in track.committed or track.matcher.holds(f.ts):
                 self.repeated += 1

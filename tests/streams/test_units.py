@@ -18,7 +18,7 @@ from fusion.recent_vehicles import RecentVehicles
 from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
 from records.messages import Frame, GpsFix, decode, parse
-from streams.context.gps_track import add_fix, nearest_fix
+from streams.context.gps_track import RecentFixes, add_fix, nearest_fix
 from streams.context.st_vector import cell_id, context_vector
 from streams.health import Dependency, wait_out
 from streams.inference.triton_client import TritonModels
@@ -259,3 +259,11 @@ def test_postgres_errors_that_blame_the_server_are_outages_and_the_rest_the_data
     orig = Orig("x")
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
     assert is_outage(DBAPIError("INSERT ...", {}, orig)) is outage
+
+
+def test_recent_fixes_are_kept_for_the_vehicles_seen_most_recently_only():
+    fixes = RecentFixes(keep=5, max_vehicles=2)
+    for vehicle_id in ("a", "b", "a", "c"):  # "b" is the least recently seen when "c" comes
+        fixes.add(GpsFix(vehicle_id=vehicle_id, ts=T0, lat=1, lon=0))
+    assert len(fixes) == 2
+    assert fixes.history("b") == [] and fixes.history("a") and fixes.history("c")

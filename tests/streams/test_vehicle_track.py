@@ -145,3 +145,17 @@ def test_a_warm_up_in_steps_replays_what_one_in_one_go_does():
     assert matched(stepped.push_all(rest, [0] * len(rest)) + stepped.flush_idle(0)) == matched(
         whole.push_all(rest, [0] * len(rest)) + whole.flush_idle(0)
     )
+
+
+def test_a_worker_holds_at_most_max_vehicles_and_commits_the_ones_it_forgets():
+    fixes = [f for f in fleet() if partition(f) == 0]
+    vehicles = sorted({f.vehicle_id for f in fixes})
+    unbounded = VehicleTracks(load_network(), idle_s=IDLE_S)
+    reference = unbounded.push_all(fixes, [0] * len(fixes)) + unbounded.flush_idle(0)
+
+    bounded = VehicleTracks(load_network(), idle_s=IDLE_S, max_vehicles=len(vehicles) - 1)
+    points = bounded.push_all(fixes, [0] * len(fixes)) + bounded.flush_idle(0)
+    assert bounded.forgotten > 0 and len(bounded._tracks) == len(vehicles) - 1
+    # A vehicle forgotten mid-drive starts afresh: every fix is still committed, once.
+    assert sorted((p.vehicle_id, p.ts) for p in points) == sorted((p.vehicle_id, p.ts) for p in reference)
+    assert len({(p.vehicle_id, p.ts) for p in points}) == len(points)
