@@ -5,8 +5,8 @@ pipeline makes of simulated worlds, tuned on one world and reported on others.
 its triplets and the kinematics need the pipeline (the camera geometry, the GPS join, the tracks). So
 each world is streamed through its own embedded stack as ``fleetscope demo`` streams it (10 minutes of
 six vehicles by default), its scenes are recorded from ``fleet.scenes`` with the simulator's truth
-(``var/eval/pipeline/<seed>-<seconds>s/``, reused unless ``--fresh``), and the rules are replayed on the
-recordings through the worker's incident tracker. ``--tune`` chooses the object conditions and their
+(``var/eval/pipeline/<seed>-<seconds>s/``, reused unless ``--fresh`` or the served checkpoints
+changed), and the rules are replayed on the recordings through the worker's incident tracker. ``--tune`` chooses the object conditions and their
 rules' persistence on the tuning world only (``sim.seeds.ALERT_TUNING``); the held-out worlds
 (``sim.seeds.ALERT_HELD_OUT``) and the demo's world played no part in choosing anything.
 """
@@ -74,13 +74,31 @@ def load(folder: Path) -> Recording:
     return Recording(scenes, {f.frame_id: f for f in frames}, events)
 
 
+def served_models() -> dict[str, str]:
+    """The checkpoints the stack's Triton serves (installed first where missing), file -> sha256."""
+    from infra.triton import ensure_checkpoints
+    from models.shipped import sha256
+
+    settings = settings_or_exit()
+    ensure_checkpoints(settings)
+    return {p.name: sha256(p) for p in sorted(settings.triton.checkpoint_dir.glob("*.pt"))}
+
+
 def recording(seed: int, duration_s: int, fresh: bool) -> Recording:
+    """World ``seed``'s recording: reused when it was made with the checkpoints served now, else streamed."""
     folder = CACHE / f"{seed}-{duration_s}s"
+    models = served_models()
+    made_with = folder / "models.json"
     if not fresh and (folder / "events.jsonl").exists():
-        click.echo(f"world {seed}: the recording in {folder}", err=True)
-        return load(folder)
+        if made_with.exists() and json.loads(made_with.read_text()) == models:
+            click.echo(f"world {seed}: the recording in {folder}", err=True)
+            return load(folder)
+        click.echo(
+            f"world {seed}: the recording in {folder} was made with other checkpoints: streaming again", err=True
+        )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "events.jsonl").unlink(missing_ok=True)  # written last: a recording is complete once it exists
+    made_with.write_text(json.dumps(models, indent=1))
     return record(seed, duration_s, folder, lambda m: click.echo(m, err=True))
 
 
