@@ -6,9 +6,10 @@ its triplets and the kinematics need the pipeline (the camera geometry, the GPS 
 each world is streamed through its own embedded stack as ``fleetscope demo`` streams it (10 minutes of
 six vehicles by default), its scenes are recorded from ``fleet.scenes`` with the simulator's truth
 (``var/eval/pipeline/<seed>-<seconds>s/``, reused unless ``--fresh`` or the served checkpoints
-changed), and the rules are replayed on the recordings through the worker's incident tracker. ``--tune`` chooses the object conditions and their
-rules' persistence on the tuning world only (``sim.seeds.ALERT_TUNING``); the held-out worlds
-(``sim.seeds.ALERT_HELD_OUT``) and the demo's world played no part in choosing anything.
+changed), and the rules are replayed on the recordings through the worker's incident tracker.
+``--tune`` chooses the object conditions and their rules' persistence on the tuning world only
+(``sim.seeds.ALERT_TUNING``); the held-out worlds (``sim.seeds.ALERT_HELD_OUT``) and the demo's world
+played no part in choosing anything.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def served_models() -> dict[str, str]:
     return {p.name: sha256(p) for p in sorted(settings.triton.checkpoint_dir.glob("*.pt"))}
 
 
-def recording(seed: int, duration_s: int, fresh: bool) -> Recording:
-    """World ``seed``'s recording: reused when it was made with the checkpoints served now, else streamed."""
+def recording(seed: int, duration_s: int, fresh: bool, models: dict[str, str]) -> Recording:
+    """World ``seed``'s recording: reused when it was made with the checkpoints served now (``models``),
+    else streamed."""
     folder = CACHE / f"{seed}-{duration_s}s"
-    models = served_models()
     made_with = folder / "models.json"
     if not fresh and (folder / "events.jsonl").exists():
         if made_with.exists() and json.loads(made_with.read_text()) == models:
@@ -132,7 +133,8 @@ def pipeline_alerts(rules: Path | None, duration: int, fresh: bool, tune: bool, 
         **{f"held-out seed {s}": s for s in seeds.ALERT_HELD_OUT},
         f"demo world (seed {seeds.DEMO})": seeds.DEMO,
     }
-    recorded = {name: recording(seed, duration, fresh) for name, seed in worlds.items()}
+    models = served_models()
+    recorded = {name: recording(seed, duration, fresh, models) for name, seed in worlds.items()}
     tuning = recorded[next(iter(worlds))]
     if tune:
         rule_set, f1 = tune_object_conditions(

@@ -88,8 +88,9 @@ def test_the_directory_store_prunes_old_incidents_and_nothing_else_in_its_folder
     old = frame_file(tmp_path, "i1", "v1-f0").parent
     for f in old.iterdir():
         os.utime(f, (0, 0))
-    (tmp_path / "notes").mkdir()  # an operator's folder on the same share
-    os.utime(tmp_path / "notes", (0, 0))
+    (tmp_path / "notes").mkdir()  # an operator's folder on the same share, as old as the old incident
+    (tmp_path / "notes" / "todo.txt").write_text("look at incident i1")
+    os.utime(tmp_path / "notes" / "todo.txt", (0, 0))
     (tmp_path / ("0" * 32)).mkdir()  # an incident folder still empty (a frame being written)
 
     assert asyncio.run(store.prune(datetime.now(timezone.utc) - timedelta(days=1))) == 1

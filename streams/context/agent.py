@@ -52,7 +52,7 @@ def register(rt: Runtime, tracks: VehicleTracks) -> None:
         metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
         await send(points)
 
-    warming = warmup.register(rt, tracks, admission)
+    warming = warmup.register(rt, tracks, admission, send)
 
     @rt.agent(topics.GPS, name="match-gps")
     async def match_gps(stream):  # type: ignore[no-untyped-def]

@@ -103,22 +103,28 @@ class VehicleTracks:
         self._sources: dict[Hashable, _Source] = {}
         self.repeated = 0  # fixes skipped because this track already held them
         self.forgotten = 0  # vehicles forgotten past max_vehicles
+        self._replaying = False  # a warm-up is pushing: what it commits is not sent, so nothing is trimmed
 
-    def _track(self, vehicle_id: str) -> tuple[_Track, list[TrackPoint]]:
-        """The vehicle's track, now the most recently fed, and the points committed by forgetting the
-        least recently fed one if this one is new and the worker holds ``max_vehicles`` already."""
+    def _track(self, vehicle_id: str) -> _Track:
+        """The vehicle's track, now the most recently fed."""
         track = self._tracks.get(vehicle_id)
         if track is not None:
             self._tracks.move_to_end(vehicle_id)
-            return track, []
+            return track
         matcher = VehicleMatcher(self.index, self.routes, sigma_m=self.sigma_m)
         track = self._tracks[vehicle_id] = _Track(matcher, VehicleKinematics(self.routes), OrderedDict())
+        return track
+
+    def trim(self) -> list[TrackPoint]:
+        """Forget the least recently fed vehicles past ``max_vehicles``; return the positions their
+        pending fixes commit (they are not lost). ``push_all`` trims after each call; a warm-up
+        trims once its replay is done, and sends what that commits."""
         points: list[TrackPoint] = []
-        if self.max_vehicles is not None and len(self._tracks) > self.max_vehicles:
-            gone, oldest = self._tracks.popitem(last=False)
+        while self.max_vehicles is not None and len(self._tracks) > self.max_vehicles:
+            vehicle_id, track = self._tracks.popitem(last=False)
             self.forgotten += 1
-            points = self._commit(gone, oldest, oldest.matcher.flush())  # its pending fixes are not lost
-        return track, points
+            points += self._commit(vehicle_id, track, track.matcher.flush())
+        return points
 
     def push_all(self, fixes: Sequence[GpsFix], sources: Sequence[Hashable] | None = None) -> list[TrackPoint]:
         """Add fixes in the order given (one projection call for all of them); return the positions committed.
@@ -140,8 +146,7 @@ class VehicleTracks:
             if ts > source.newest_ts:
                 source.newest_ts = ts
                 points += self._commit_silent(source)
-            track, evicted = self._track(f.vehicle_id)
-            points += evicted
+            track = self._track(f.vehicle_id)
             track.source = key
             if f.ts in track.committed or track.matcher.holds(f.ts):
                 self.repeated += 1
@@ -151,6 +156,8 @@ class VehicleTracks:
                 if self.idle_s is not None:
                     heapq.heappush(source.waiting, (ts, f.vehicle_id))
             points += self._commit(f.vehicle_id, track, track.matcher.push(Fix(f.ts, x, y, f.speed_mps, f.heading_deg)))
+        if not self._replaying:
+            points += self.trim()
         return points
 
     def sources(self) -> set[Hashable]:
@@ -169,7 +176,8 @@ class VehicleTracks:
         how many fixes were replayed. ``quiet_after`` lists the fixes after which the stream went quiet
         for ``idle_s`` or more: its owner committed the pending fixes there (``flush_idle``), and so does
         the replay. What the replay commits was committed by the stream's previous owner, so it is not
-        returned; the fixes still pending at the end are committed by the live fixes that follow."""
+        returned; the fixes still pending at the end are committed by the live fixes that follow. The
+        replay forgets no vehicle: call ``trim`` after it and send what that commits."""
         return max(self.warm_steps(fixes, source, quiet_after), default=0)
 
     def warm_steps(
@@ -185,7 +193,11 @@ class VehicleTracks:
             if fix.vehicle_id not in held:
                 run.append(fix)
             if i in cuts or len(run) >= step or i == len(fixes) - 1:
-                self.push_all(run, [source] * len(run))
+                self._replaying = True
+                try:
+                    self.push_all(run, [source] * len(run))
+                finally:
+                    self._replaying = False
                 replayed += len(run)
                 run = []
                 if i in cuts:

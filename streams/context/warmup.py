@@ -12,9 +12,10 @@ the recent fixes, with the idle commits the old owner made where the stream went
 records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
 fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
-worker. The reads are bounded (``READ_TIMEOUT_S`` for a rebalance; a partition not read by then starts
-cold); the replay (CPU, about 18,000 fixes/s here) runs to its end in steps, letting the event loop
-run between them, so the consumer's heartbeats go on however long it takes.
+worker. The reads are bounded (``READ_TIMEOUT_S`` of reading for a rebalance; a partition not read by
+then starts cold); the replay (CPU, about 18,000 fixes/s here) runs in steps, letting the event loop
+run between them, so the consumer's heartbeats go on however long it takes. A replay cut short (a
+new rebalance cancels it) forgets its partition, which then starts cold.
 """
 
 from __future__ import annotations
@@ -22,21 +23,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiokafka
 from aiokafka.structs import ConsumerRecord
 
 from core.errors import InvalidMessage
 from records.messages import GpsFix
-from streams import topics
-from streams.context.vehicle_track import VehicleTracks
+from streams import metrics, topics
+from streams.context.vehicle_track import TrackPoint, VehicleTracks
 from streams.ingest.admission import Admission
 from streams.runtime import Runtime
 from streams.side_consumer import side_consumer
 
 log = logging.getLogger(__name__)
-READ_TIMEOUT_S = 30.0  # for all partitions of one rebalance
+T = TypeVar("T")
+READ_TIMEOUT_S = 30.0  # for all the reads of one rebalance
 FIRST_CHUNK = 512  # records read back at first; doubled until the history is long enough
 
 
@@ -105,8 +108,14 @@ class WarmUp:
     running: bool = False
 
 
-def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> WarmUp:
-    """Warm up the partitions each rebalance assigns, before they are resumed."""
+def register(
+    rt: Runtime,
+    tracks: VehicleTracks,
+    admission: Admission,
+    send: Callable[[list[TrackPoint]], Awaitable[None]],
+) -> WarmUp:
+    """Warm up the partitions each rebalance assigns, before they are resumed; ``send`` sends what
+    forgetting vehicles past ``max_vehicles`` commits once a replay is done."""
     w = rt.settings.worker
     gps_topic = rt.settings.topic(topics.GPS)
     state = WarmUp()
@@ -127,22 +136,31 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> WarmUp
         return [(t, f) for t, f in timed if f.ts.timestamp() >= newest - w.match_warmup_s], then
 
     async def warm(partitions: list[int]) -> tuple[int, int]:
-        deadline = time.monotonic() + READ_TIMEOUT_S
+        budget = READ_TIMEOUT_S  # for the reads only: the replays between them are CPU work of their own
+
+        async def read(step: Awaitable[T]) -> T:
+            nonlocal budget
+            began = time.monotonic()
+            try:
+                return await asyncio.wait_for(step, budget)
+            finally:
+                budget -= time.monotonic() - began
+
         reader = side_consumer(rt.app, group_id=rt.app.conf.id)
         try:
-            await asyncio.wait_for(reader.start(), READ_TIMEOUT_S)
+            await read(reader.start())
             tps = [aiokafka.TopicPartition(gps_topic, p) for p in partitions]
             reader.assign(tps)
-            firsts = await asyncio.wait_for(reader.beginning_offsets(tps), READ_TIMEOUT_S)
-            ends = await asyncio.wait_for(reader.end_offsets(tps), READ_TIMEOUT_S)
-            read = replayed = 0
+            firsts = await read(reader.beginning_offsets(tps))
+            ends = await read(reader.end_offsets(tps))
+            read_back = replayed = 0
             for tp in tps:
                 try:
-                    got = await asyncio.wait_for(recent(reader, tp, firsts[tp], ends[tp]), deadline - time.monotonic())
+                    got = await read(recent(reader, tp, firsts[tp], ends[tp]))
                 except TimeoutError:
                     log.warning(
-                        "GPS partition %d not warmed up: its history was not read within %.0f s of the rebalance;"
-                        " its vehicles start cold",
+                        "GPS partition %d not warmed up: its history was not read within %.0f s of reading for"
+                        " this rebalance; its vehicles start cold",
                         tp.partition,
                         READ_TIMEOUT_S,
                     )
@@ -153,16 +171,27 @@ def register(rt: Runtime, tracks: VehicleTracks, admission: Admission) -> WarmUp
                 fixes = [f for _, f in timed]
                 for fix in fixes:
                     rt.gps.add(fix)
-                read += len(fixes)
-                replayed_here = 0
-                quiet = quiet_after([t for t, _ in timed], then, w.match_idle_flush_s)
-                for step in tracks.warm_steps(fixes, tp.partition, quiet):
-                    replayed_here = step
-                    await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
-                replayed += replayed_here
-            return read, replayed
+                read_back += len(fixes)
+                replayed += await replay(tp.partition, timed, then)
+            return read_back, replayed
         finally:
             await reader.stop()
+
+    async def replay(partition: int, timed: list[tuple[float, GpsFix]], then: float) -> int:
+        fixes = [f for _, f in timed]
+        quiet = quiet_after([t for t, _ in timed], then, w.match_idle_flush_s)
+        done = 0
+        try:
+            for step in tracks.warm_steps(fixes, partition, quiet):
+                done = step
+                await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
+        except BaseException:  # cancelled by a new rebalance, or failed: half a replay would count fixes twice
+            tracks.keep_sources(tracks.sources() - {partition})
+            raise
+        forgotten = tracks.forgotten
+        await send(tracks.trim())
+        metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
+        return done
 
     # faust's Signal.connect annotation accepts no async handler, hence the ignore.
     @rt.app.on_rebalance_complete.connect  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ is counted (``fleetscope_evidence_frames_total``) and logged, and the alert goes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -96,7 +97,8 @@ class FrameReader:
             try:
                 await reader.start()
             except BaseException:  # a half-started consumer cannot seek: start afresh next time
-                await reader.stop()
+                with contextlib.suppress(Exception):  # the start's error is the one to report
+                    await reader.stop()
                 raise
             self._reader = reader
         tp = aiokafka.TopicPartition(self.topic, partition)

@@ -134,16 +134,28 @@ def test_a_warm_up_commits_where_the_stream_went_quiet_as_its_owner_did():
 def test_a_warm_up_in_steps_replays_what_one_in_one_go_does():
     fixes = [f for f in fleet() if partition(f) == 0]
     cut = len(fixes) // 2
-    quiet = [cut // 3, cut // 3 + 1]  # a pause inside a step and one at its edge
+    history, rest = fixes[:cut], fixes[cut:]
+    # Pauses inside steps of 50, on their edges, and at the end (the one the live fixes notice).
+    quiet = [*range(37, cut - 1, 61), 99, cut - 1]
+
+    # What a replay in one go does: the runs between pauses pushed, each pause flushed.
     whole = VehicleTracks(load_network(), idle_s=IDLE_S)
-    assert whole.warm(fixes[:cut], 0, quiet_after=quiet) == cut
+    start = 0
+    for q in sorted(quiet):
+        whole.push_all(history[start : q + 1], [0] * (q + 1 - start))
+        whole.flush_source(0)
+        start = q + 1
+    reference = matched(whole.push_all(rest, [0] * len(rest)) + whole.flush_idle(0))
 
     stepped = VehicleTracks(load_network(), idle_s=IDLE_S)
-    steps = list(stepped.warm_steps(fixes[:cut], 0, quiet_after=quiet, step=50))
+    steps = list(stepped.warm_steps(history, 0, quiet_after=quiet, step=50))
     assert len(steps) >= cut // 50 and steps == sorted(steps) and steps[-1] == cut
-    rest = fixes[cut:]
-    assert matched(stepped.push_all(rest, [0] * len(rest)) + stepped.flush_idle(0)) == matched(
-        whole.push_all(rest, [0] * len(rest)) + whole.flush_idle(0)
+    assert matched(stepped.push_all(rest, [0] * len(rest)) + stepped.flush_idle(0)) == reference
+
+    unpaused = VehicleTracks(load_network(), idle_s=IDLE_S)
+    list(unpaused.warm_steps(history, 0, step=50))
+    assert matched(unpaused.push_all(rest, [0] * len(rest)) + unpaused.flush_idle(0)) != reference, (
+        "the pause at the end changes what the live fixes commit (else this test shows nothing)"
     )
 
 
@@ -159,3 +171,22 @@ def test_a_worker_holds_at_most_max_vehicles_and_commits_the_ones_it_forgets():
     # A vehicle forgotten mid-drive starts afresh: every fix is still committed, once.
     assert sorted((p.vehicle_id, p.ts) for p in points) == sorted((p.vehicle_id, p.ts) for p in reference)
     assert len({(p.vehicle_id, p.ts) for p in points}) == len(points)
+
+
+def test_a_warm_up_forgets_no_live_vehicle_until_it_is_done_and_then_loses_none_of_their_fixes():
+    live = [f for f in fleet() if partition(f) == 1]
+    live_vehicles = {f.vehicle_id for f in live}
+    half = len(live) // 2
+    unbounded = VehicleTracks(load_network(), idle_s=IDLE_S)
+    reference = unbounded.push_all(live[:half], [1] * half) + unbounded.flush_idle(0)
+
+    # The worker holds partition 1's vehicles, as many as it may, and takes partition 0 over.
+    tracks = VehicleTracks(load_network(), idle_s=IDLE_S, max_vehicles=len(live_vehicles))
+    points = tracks.push_all(live[:half], [1] * half)
+    taken_over = [f for f in fleet() if partition(f) == 0]
+    tracks.warm(taken_over, 0)
+    assert tracks.forgotten == 0 and live_vehicles <= set(tracks._tracks)
+    points += tracks.trim() + tracks.flush_idle(0)
+    assert tracks.forgotten > 0
+    committed = {(p.vehicle_id, p.ts) for p in points if p.vehicle_id in live_vehicles}
+    assert committed == {(p.vehicle_id, p.ts) for p in reference}
