@@ -102,6 +102,34 @@ def quiet_after(times: list[float], then: float, idle_s: float) -> list[int]:
     return [i for i, (t, after) in enumerate(zip(times, following, strict=True)) if after - t >= idle_s]
 
 
+async def replay(
+    tracks: VehicleTracks,
+    partition: int,
+    timed: list[tuple[float, GpsFix]],
+    then: float,
+    idle_s: float,
+    send: Callable[[list[TrackPoint]], Awaitable[None]],
+) -> int:
+    """Replay a partition's history (fixes with their Kafka timestamps; ``then``: the time of the record
+    after them) into ``tracks`` in steps, the event loop running between them; then send what forgetting
+    vehicles past the bound commits. Return how many fixes were replayed. Cut short (cancelled by a new
+    rebalance, or failed), the partition is forgotten: half a replay would count some fixes twice."""
+    fixes = [f for _, f in timed]
+    quiet = quiet_after([t for t, _ in timed], then, idle_s)
+    done = 0
+    try:
+        for step in tracks.warm_steps(fixes, partition, quiet):
+            done = step
+            await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
+    except BaseException:
+        tracks.keep_sources(tracks.sources() - {partition})
+        raise
+    forgotten = tracks.forgotten
+    await send(tracks.trim())
+    metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
+    return done
+
+
 class WarmUp:
     """Whether a warm-up is replaying now (the idle commits wait it out: its partitions are not silent)."""
 
@@ -172,26 +200,10 @@ def register(
                 for fix in fixes:
                     rt.gps.add(fix)
                 read_back += len(fixes)
-                replayed += await replay(tp.partition, timed, then)
+                replayed += await replay(tracks, tp.partition, timed, then, w.match_idle_flush_s, send)
             return read_back, replayed
         finally:
             await reader.stop()
-
-    async def replay(partition: int, timed: list[tuple[float, GpsFix]], then: float) -> int:
-        fixes = [f for _, f in timed]
-        quiet = quiet_after([t for t, _ in timed], then, w.match_idle_flush_s)
-        done = 0
-        try:
-            for step in tracks.warm_steps(fixes, partition, quiet):
-                done = step
-                await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
-        except BaseException:  # cancelled by a new rebalance, or failed: half a replay would count fixes twice
-            tracks.keep_sources(tracks.sources() - {partition})
-            raise
-        forgotten = tracks.forgotten
-        await send(tracks.trim())
-        metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
-        return done
 
     # faust's Signal.connect annotation accepts no async handler, hence the ignore.
     @rt.app.on_rebalance_complete.connect  # type: ignore[arg-type]

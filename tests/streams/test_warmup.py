@@ -14,12 +14,16 @@ import pytest
 from core.settings import Settings
 from infra.broker import ensure_topics
 from records.messages import GpsFix
+from roads.network import load_network
 from streams import topics
 from streams.app import create_app
 from streams.context import warmup
+from streams.context.vehicle_track import VehicleTracks
 from streams.ingest.admission import Admission
 from streams.producer import FleetProducer
 from streams.side_consumer import side_consumer
+from tests.streams.test_vehicle_track import IDLE_S, fleet
+from tests.streams.test_vehicle_track import partition as track_partition
 
 T0 = datetime(2026, 11, 5, 9, 0, tzinfo=timezone.utc)
 GARBAGE = 10  # records the agent dead-letters, first in the partition
@@ -101,3 +105,42 @@ def test_a_stream_is_quiet_where_its_records_are_idle_s_apart_or_the_last_is_idl
     assert warmup.quiet_after([0.0, 1.0, 20.0, 21.0], then=22.0, idle_s=10) == [1]
     assert warmup.quiet_after([0.0, 1.0], then=11.0, idle_s=10) == [1]
     assert warmup.quiet_after([], then=5.0, idle_s=10) == []
+
+
+def _replay_scenario(max_vehicles: int | None, cancel: bool) -> tuple[VehicleTracks, list[list]]:
+    """A worker holding partition 1's vehicles replays partition 0's history, to its end or cancelled
+    after its first step (a new rebalance); the positions it sends."""
+    live = [f for f in fleet() if track_partition(f) == 1]
+    taken_over = [f for f in fleet() if track_partition(f) == 0]
+    tracks = VehicleTracks(load_network(), idle_s=IDLE_S, max_vehicles=max_vehicles)
+    tracks.push_all(live, [1] * len(live))
+    timed = [(f.ts.timestamp(), f) for f in taken_over]
+    sent: list[list] = []
+
+    async def send(points: list) -> None:
+        sent.append(points)
+
+    async def run() -> None:
+        task = asyncio.create_task(warmup.replay(tracks, 0, timed, timed[-1][0] + 1, IDLE_S, send))
+        if not cancel:
+            await task
+            return
+        await asyncio.sleep(0)  # the replay runs its first step and yields to the loop
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run())
+    return tracks, sent
+
+
+def test_a_replay_cut_short_by_a_new_rebalance_forgets_its_partition_and_sends_nothing():
+    tracks, sent = _replay_scenario(max_vehicles=None, cancel=True)
+    assert tracks.sources() == {1} and sent == []  # the next warm-up replays partition 0 afresh
+
+
+def test_a_replay_done_at_the_vehicle_bound_sends_what_forgetting_the_oldest_commits():
+    held = len({f.vehicle_id for f in fleet() if track_partition(f) == 1})
+    tracks, sent = _replay_scenario(max_vehicles=held, cancel=False)
+    assert tracks.forgotten > 0 and len(sent) == 1 and sent[0]
+    assert {p.vehicle_id for p in sent[0]} <= {f.vehicle_id for f in fleet() if track_partition(f) == 1}
