@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,18 @@ def anomaly_results(sa: SAClip, frames: FrameSet, idx: np.ndarray, batch: int = 
     return out
 
 
+def raised_alerts(scenes: Iterable[Scene], rules: RuleSet, cooldown_s: float) -> list[RaisedAlert]:
+    """The alerts the worker's incident tracker raises on ``scenes`` (each vehicle's in capture order),
+    with every frame each alert came to stand on."""
+    tracker = IncidentTracker(rules, cooldown_s)
+    raised: dict[str, tuple[str, set[str]]] = {}
+    for scene in scenes:
+        for alert in tracker.observe(scene, scene.kinematics.events if scene.kinematics else ()):
+            _, shown = raised.setdefault(alert.alert_id, (alert.type, set()))
+            shown.update(alert.evidence["frame_ids"])
+    return [RaisedAlert(alert_id, t, tuple(sorted(shown))) for alert_id, (t, shown) in raised.items()]
+
+
 def replay_rules(
     sa: SAClip | list[AnomalyResult], frames: FrameSet, idx: np.ndarray, rules: RuleSet, cooldown_s: float, log: Log
 ) -> AlertReport:
@@ -53,9 +65,8 @@ def replay_rules(
         results = anomaly_results(sa, frames, idx)
     else:
         results = sa
-    tracker = IncidentTracker(rules, cooldown_s)
-    raised: dict[str, tuple[str, set[str]]] = {}
     order = sorted(range(len(idx)), key=lambda n: (frames.truth[idx[n]].episode, frames.truth[idx[n]].captured_at))
+    scenes = []
     for n in order:
         truth = frames.truth[idx[n]]
         scene = Scene(
@@ -71,10 +82,8 @@ def replay_rules(
             ingested_at=truth.captured_at,
             inferred_at=truth.captured_at,
         )
-        for alert in tracker.observe(scene):
-            _, shown = raised.setdefault(alert.alert_id, (alert.type, set()))
-            shown.update(alert.evidence["frame_ids"])
-    alerts = [RaisedAlert(alert_id, t, tuple(sorted(shown))) for alert_id, (t, shown) in raised.items()]
+        scenes.append(scene)
+    alerts = raised_alerts(scenes, rules, cooldown_s)
     with (frames.root / "events.jsonl").open() as f:
         events = [AnomalyEvent.model_validate(json.loads(line)) for line in f]
     persistence_k = {r.type: r.persistence.k for r in rules.rules}
@@ -169,17 +178,8 @@ def replay_scenes(
     """Alerts the rules raise on scenes the whole pipeline produced (every condition: SA-CLIP, scene graph,
     objects in our path, kinematics), replayed per vehicle in capture order through the worker's tracker and
     scored against the truth of ``frames`` (by frame id). Each vehicle's incidents count as separate alerts."""
-    by_vehicle: dict[str, list[Scene]] = {}
-    for s in {s.frame_id: s for s in scenes}.values():  # a scene emitted twice counts once
-        by_vehicle.setdefault(s.vehicle_id, []).append(s)
-    tracker = IncidentTracker(rules, cooldown_s)
-    raised: dict[str, tuple[str, set[str]]] = {}
-    for vehicle_scenes in by_vehicle.values():
-        for s in sorted(vehicle_scenes, key=lambda s: s.captured_at):
-            for alert in tracker.observe(s, s.kinematics.events if s.kinematics else ()):
-                _, shown = raised.setdefault(alert.alert_id, (alert.type, set()))
-                shown.update(alert.evidence["frame_ids"])
-    alerts = [RaisedAlert(alert_id, t, tuple(sorted(shown))) for alert_id, (t, shown) in raised.items()]
+    unique = {s.frame_id: s for s in scenes}.values()  # a scene emitted twice counts once
+    alerts = raised_alerts(sorted(unique, key=lambda s: (s.vehicle_id, s.captured_at)), rules, cooldown_s)
     processed = {s.frame_id: frames[s.frame_id] for s in scenes if s.frame_id in frames}
     return score_alerts(alerts, processed, events, {r.type: r.persistence.k for r in rules.rules})
 
