@@ -22,7 +22,7 @@ import heapq
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Container, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Container, Generator, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -182,27 +182,28 @@ class VehicleTracks:
 
     def warm_steps(
         self, fixes: Sequence[GpsFix], source: Hashable, quiet_after: Iterable[int] = (), step: int = 2000
-    ) -> Iterator[int]:
+    ) -> Generator[int, None, None]:
         """``warm`` a ``step`` of fixes at a time, yielding how many were replayed so far after each, so
-        that an event loop can run between steps; the replay is complete once the iterator is."""
+        that an event loop can run between steps; the replay is complete once the iterator is. Until
+        it is exhausted or closed, no push trims."""
         held = set(self._tracks)
         cuts = set(quiet_after)
         run: list[GpsFix] = []
         replayed = 0
-        for i, fix in enumerate(fixes):
-            if fix.vehicle_id not in held:
-                run.append(fix)
-            if i in cuts or len(run) >= step or i == len(fixes) - 1:
-                self._replaying = True
-                try:
+        self._replaying = True  # between steps too: live fixes pushed meanwhile must not trim the replay
+        try:
+            for i, fix in enumerate(fixes):
+                if fix.vehicle_id not in held:
+                    run.append(fix)
+                if i in cuts or len(run) >= step or i == len(fixes) - 1:
                     self.push_all(run, [source] * len(run))
-                finally:
-                    self._replaying = False
-                replayed += len(run)
-                run = []
-                if i in cuts:
-                    self.flush_source(source)
-                yield replayed
+                    replayed += len(run)
+                    run = []
+                    if i in cuts:
+                        self.flush_source(source)
+                    yield replayed
+        finally:
+            self._replaying = False
 
     def flush_source(self, source: Hashable) -> list[TrackPoint]:
         """Commit the pending fixes of every vehicle whose fixes come from ``source``."""

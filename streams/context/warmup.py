@@ -21,6 +21,7 @@ new rebalance cancels it) forgets its partition, which then starts cold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -117,16 +118,20 @@ async def replay(
     fixes = [f for _, f in timed]
     quiet = quiet_after([t for t, _ in timed], then, idle_s)
     done = 0
+    steps = tracks.warm_steps(fixes, partition, quiet)
     try:
-        for step in tracks.warm_steps(fixes, partition, quiet):
+        for step in steps:
             done = step
             await asyncio.sleep(0)  # between steps the consumer heartbeats and the probes answer
     except BaseException:
+        steps.close()
         tracks.keep_sources(tracks.sources() - {partition})
         raise
     forgotten = tracks.forgotten
-    await send(tracks.trim())
+    points = tracks.trim()
     metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
+    # Those vehicles are gone from memory and their fixes' offsets long committed: send them even if cancelled.
+    await asyncio.shield(send(points))
     return done
 
 
@@ -203,7 +208,8 @@ def register(
                 replayed += await replay(tracks, tp.partition, timed, then, w.match_idle_flush_s, send)
             return read_back, replayed
         finally:
-            await reader.stop()
+            with contextlib.suppress(Exception):  # what stopped the warm-up is the error to report
+                await reader.stop()
 
     # faust's Signal.connect annotation accepts no async handler, hence the ignore.
     @rt.app.on_rebalance_complete.connect  # type: ignore[arg-type]
@@ -218,8 +224,12 @@ def register(
         try:
             read, replayed = await warm(new)
         except Exception as exc:  # TimeoutError included: the partitions start cold, as without a warm-up
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("GPS partitions %s not warmed up (%s); their vehicles start cold", new, error)
+            error = f"reads took over {READ_TIMEOUT_S:.0f} s" if isinstance(exc, TimeoutError) else repr(exc)
+            log.warning(
+                "warm-up of GPS partitions %s stopped (%s); those not replayed by then start cold",
+                new,
+                error,
+            )
             return
         finally:
             state.running = False

@@ -166,8 +166,12 @@ def test_a_worker_holds_at_most_max_vehicles_and_commits_the_ones_it_forgets():
     reference = unbounded.push_all(fixes, [0] * len(fixes)) + unbounded.flush_idle(0)
 
     bounded = VehicleTracks(load_network(), idle_s=IDLE_S, max_vehicles=len(vehicles) - 1)
-    points = bounded.push_all(fixes, [0] * len(fixes)) + bounded.flush_idle(0)
-    assert bounded.forgotten > 0 and len(bounded._tracks) == len(vehicles) - 1
+    points = []
+    for start in range(0, len(fixes), 10):  # batches as the agent takes them: forgotten vehicles come back
+        batch = fixes[start : start + 10]
+        points += bounded.push_all(batch, [0] * len(batch))
+    points += bounded.flush_idle(0)
+    assert bounded.forgotten > len(vehicles) and len(bounded._tracks) == len(vehicles) - 1
     # A vehicle forgotten mid-drive starts afresh: every fix is still committed, once.
     assert sorted((p.vehicle_id, p.ts) for p in points) == sorted((p.vehicle_id, p.ts) for p in reference)
     assert len({(p.vehicle_id, p.ts) for p in points}) == len(points)
