@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusion.recent_vehicles import RecentVehicles
+from core.recent_vehicles import RecentVehicles
 from kinematics.braking import acceleration, is_hard_braking
 from kinematics.tracking import VehicleTracker
 from records.messages import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fusion.recent_vehicles import RecentVehicles
+from core.recent_vehicles import RecentVehicles
 from records.messages import Alert, FramePosition, Scene
 
 RELATION_MIN_SCORE = 0.5  # triplets drawn on an evidence frame (the alert's evidence lists the same ones)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from alerts.rules import Rule, RuleSet
-from fusion.recent_vehicles import RecentVehicles
+from core.recent_vehicles import RecentVehicles
 from records.messages import Alert, KinematicEvent, Location, Scene, utcnow
 
 _NAMESPACE = uuid.UUID("6f1c0f4e-5b1a-4a53-9a49-2f0c4f6d7e11")

@@ -13,10 +13,10 @@ one produced message per fix, and Faust's changelog recovery hangs on the embedd
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
+from core.recent_vehicles import RecentVehicles
 from records.messages import AttachedFix, GpsFix
 
 Row = list[Any]  # [epoch_s, lat, lon, speed_mps, heading_deg, accuracy_m]; the last three may be None
@@ -70,21 +70,13 @@ class RecentFixes:
 
     def __init__(self, keep: int, max_vehicles: int = 10_000) -> None:
         self.keep = keep
-        self.max_vehicles = max_vehicles
-        self._by_vehicle: OrderedDict[str, list[Row]] = OrderedDict()
+        self._by_vehicle: RecentVehicles[list[Row]] = RecentVehicles(list, max_vehicles)
 
     def __len__(self) -> int:
         return len(self._by_vehicle)
 
     def add(self, fix: GpsFix) -> None:
-        history = self._by_vehicle.get(fix.vehicle_id)
-        if history is None:
-            history = self._by_vehicle[fix.vehicle_id] = []
-            if len(self._by_vehicle) > self.max_vehicles:
-                self._by_vehicle.popitem(last=False)
-        else:
-            self._by_vehicle.move_to_end(fix.vehicle_id)
-        add_fix(history, fix, self.keep)
+        add_fix(self._by_vehicle.seen(fix.vehicle_id), fix, self.keep)
 
     def history(self, vehicle_id: str) -> list[Row]:
-        return self._by_vehicle.get(vehicle_id, [])
+        return self._by_vehicle.get(vehicle_id) or []

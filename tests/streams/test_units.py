@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from tritonclient.utils import InferenceServerException
 
 from core.errors import InferenceError, InvalidMessage, ServiceUnavailable
+from core.recent_vehicles import RecentVehicles
 from core.settings import TritonSettings
-from fusion.recent_vehicles import RecentVehicles
 from infra.process import free_ports
 from models.vocab import ST_CONTEXT_DIM
 from records.messages import Frame, GpsFix, decode, parse

@@ -19,6 +19,10 @@ class RecentVehicles(Generic[State]):
     def __len__(self) -> int:
         return len(self._states)
 
+    def get(self, vehicle_id: str) -> State | None:
+        """The vehicle's state if it is held, without counting this as a sighting."""
+        return self._states.get(vehicle_id)
+
     def seen(self, vehicle_id: str) -> State:
         """The vehicle's state, now counted as the most recently seen."""
         state = self._states.pop(vehicle_id, None)
