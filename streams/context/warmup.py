@@ -201,10 +201,9 @@ def register(
                 if got is None:
                     continue
                 timed, then = got
-                fixes = [f for _, f in timed]
-                for fix in fixes:
+                for _, fix in timed:
                     rt.gps.add(fix)
-                read_back += len(fixes)
+                read_back += len(timed)
                 replayed += await replay(tracks, tp.partition, timed, then, w.match_idle_flush_s, send)
             return read_back, replayed
         finally:
