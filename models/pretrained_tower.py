@@ -26,6 +26,7 @@ from pathlib import Path
 import models.torchvision_compat  # noqa: F401  (before timm, which imports torchvision)
 
 # isort: split
+import timm
 import torch
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
@@ -113,6 +114,11 @@ def timm_state(shipped: dict[str, torch.Tensor], trunk: nn.Module) -> dict[str, 
             raise ValueError(f"shipped {src} {tuple(value.shape)} does not pair with timm's {dst} {tuple(like.shape)}")
         mapped[dst] = value
     return mapped
+
+
+def create_trunk(name: str) -> nn.Module:
+    """Tower ``name``'s timm network, randomly initialised (``load_pretrained`` fills it)."""
+    return timm.create_model(TOWERS[name].timm_name, pretrained=False)
 
 
 def load_pretrained(trunk: nn.Module, name: str) -> None:

@@ -1,9 +1,12 @@
 """Scene-graph generation in one stage, after VOST-SGG (arXiv 2512.05524), per frame.
 
-One network goes from the image to objects and relation triplets. A small convolutional backbone
-gives a feature map at 1/8 of the dashcam's resolution (small, far objects need the detail; CLIP's
-ViT tokens are 16 px apart at 128 px). Its NUM_QUERIES object queries are initialised from two
-sources, as in VOST-SGG:
+One network goes from the image to objects and relation triplets. A backbone gives a feature map
+at 1/8 of the dashcam's resolution (small, far objects need the detail; CLIP's ViT tokens are 16 px
+apart at 128 px): since 2026-12-03 the ImageNet-trained EfficientNet-Lite0 of
+``models.pretrained_tower``, locked, with a light feature pyramid over its stride-8, 16 and 32
+stages (``backbone="lite0"``); before, a small convolutional network trained from scratch
+(``backbone="scratch"``, kept to load and compare the earlier checkpoints). Its NUM_QUERIES object
+queries are initialised from two sources, as in VOST-SGG:
 
 - "where", a spatial prior: the box proposed at one of the top peaks of a dense object-centre heatmap
   (CenterNet-style), embedded from its coordinates;
@@ -29,11 +32,25 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from models import pretrained_tower
 from models.clip_backbone import CLIP, ClipModel, ImageCfg, text_embeddings
 from models.vocab import NUM_QUERIES, NUM_TRIPLETS, OBJECT_CLASSES, PREDICATES
 
 assert NUM_QUERIES * (NUM_QUERIES - 1) * len(PREDICATES) >= NUM_TRIPLETS
 GEOMETRY_DIM = 8
+# The text banks' prompts, in words the base CLIP's text tower learnt from its alt-text captions:
+# a word it never saw has an all-zero embedding ("crossing", "something"), so its prompt would say
+# nothing (tests/models/test_scene_graph.py checks every word against the shipped base CLIP).
+CLASS_PROMPTS = tuple(f"a photo of a {c}." for c in OBJECT_CLASSES)
+PREDICATE_PROMPTS = {
+    "in front of": "a vehicle is in front of a vehicle.",
+    "left of": "a vehicle is left of a vehicle.",
+    "right of": "a vehicle is right of a vehicle.",
+    "following": "a vehicle is following a vehicle.",
+    "crossing": "a vehicle is moving in front of a vehicle.",
+    "passing": "a vehicle is passing a vehicle.",
+    "collides with": "a vehicle collides with a vehicle.",
+}
 IMAGE_SIZE = 224  # the dashcam frames' own size: no detail is thrown away
 STRIDE = 8  # feature-map cell in pixels
 
@@ -104,6 +121,63 @@ class Backbone(nn.Module):
         return self.merge(fine + coarse)
 
 
+class PretrainedBackbone(nn.Module):
+    """Image [B,3,224,224] -> features [B,dim,28,28]: the locked ImageNet EfficientNet-Lite0's stride-8, 16 and
+    32 stages merged top-down by a light feature pyramid (the only part that trains).
+
+    Built without weights (a checkpoint holds them); ``load_imagenet`` reads the installed ones. The
+    tower's classifier and head convolution are dropped, so a checkpoint does not carry them.
+    """
+
+    TAPS = (2, 4, 6)  # block stages ending at strides 8, 16 and 32
+    TAP_CHANNELS = (40, 112, 320)
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.trunk = pretrained_tower.create_trunk("lite0")
+        pretrained_tower.lock(self.trunk)
+        self.lateral = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, dim, 1, bias=False), nn.BatchNorm2d(dim)) for c in self.TAP_CHANNELS
+        )
+        self.merge = nn.Sequential(_conv(dim, dim), _Residual(dim))
+        self._drop_head()
+
+    def _drop_head(self) -> None:
+        for name in ("conv_head", "bn2", "global_pool", "classifier"):
+            setattr(self.trunk, name, nn.Identity())
+
+    def load_imagenet(self) -> None:
+        """Replace the trunk by the installed ImageNet weights (sha256-checked), locked as before."""
+        full = pretrained_tower.create_trunk("lite0")
+        pretrained_tower.load_pretrained(full, "lite0")
+        self.trunk = pretrained_tower.lock(full)
+        self._drop_head()
+
+    def taps(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The locked trunk's outputs at strides 8, 16 and 32: what training may compute once per frame."""
+        trunk = self.trunk.get_submodule
+        x = trunk("bn1")(trunk("conv_stem")(images))
+        out = []
+        for i, stage in enumerate(trunk("blocks").children()):
+            x = stage(x)
+            if i in self.TAPS:
+                out.append(x)
+        return out
+
+    def neck(self, taps: list[torch.Tensor]) -> torch.Tensor:
+        """The feature pyramid: coarse to fine, each stage upsampled and added to the next finer one."""
+        x = self.lateral[-1](taps[-1])
+        for lateral, tap in zip(self.lateral[-2::-1], taps[-2::-1], strict=True):
+            x = lateral(tap) + F.interpolate(x, size=tap.shape[-2:], mode="bilinear", align_corners=False)
+        return self.merge(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.neck(self.taps(images))
+
+
+BACKBONES = {"scratch": Backbone, "lite0": PretrainedBackbone}
+
+
 def peaks(heat: torch.Tensor, k: int) -> torch.Tensor:
     """Flat cell indices [B,k] of the ``k`` strongest local maxima of the class-agnostic heatmap [B,C,H,W]."""
     agnostic = heat.max(dim=1).values
@@ -120,16 +194,29 @@ class SceneGraphModel(ClipModel):
     predicate_text: torch.Tensor
     cell_xy: torch.Tensor
 
-    def __init__(self, clip: CLIP, arch: str, image_cfg: ImageCfg, use_vlm: bool = True, dim: int = 128) -> None:
-        super().__init__(clip, arch, image_cfg, use_vlm=use_vlm, dim=dim)
-        self.image_cfg = replace(image_cfg, size=IMAGE_SIZE)
+    def __init__(
+        self,
+        clip: CLIP,
+        arch: str,
+        image_cfg: ImageCfg,
+        use_vlm: bool = True,
+        dim: int = 128,
+        backbone: str = "scratch",
+    ) -> None:
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown scene-graph backbone {backbone!r}; known: {', '.join(BACKBONES)}")
+        super().__init__(clip, arch, image_cfg, use_vlm=use_vlm, dim=dim, backbone=backbone)
+        if backbone == "scratch":
+            self.image_cfg = replace(image_cfg, size=IMAGE_SIZE)
+        else:
+            self.image_cfg = ImageCfg(size=IMAGE_SIZE, mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
         self.use_vlm = use_vlm
         n_cls, n_pred = len(OBJECT_CLASSES), len(PREDICATES)
         side = IMAGE_SIZE // STRIDE
         ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
         self.register_buffer("cell_xy", torch.stack([(xs + 0.5) / side, (ys + 0.5) / side], -1).flatten(0, 1), False)
 
-        self.backbone = Backbone(dim)
+        self.backbone: nn.Module = BACKBONES[backbone](dim)
         heatmap_out = nn.Conv2d(dim, n_cls, 1)
         assert heatmap_out.bias is not None
         nn.init.constant_(heatmap_out.bias, -math.log(99.0))  # focal-loss prior: every cell starts 99% background
@@ -139,9 +226,8 @@ class SceneGraphModel(ClipModel):
         self.box_embed = nn.Sequential(nn.Linear(4, dim), nn.ReLU(), nn.Linear(dim, dim))
 
         if use_vlm:
-            class_prompts = [f"a photo of a {c}." for c in OBJECT_CLASSES]
-            predicate_prompts = [f"something {p} something." for p in PREDICATES]
-            self.register_buffer("class_text", text_embeddings(clip, arch, class_prompts))
+            predicate_prompts = [PREDICATE_PROMPTS[p] for p in PREDICATES]
+            self.register_buffer("class_text", text_embeddings(clip, arch, list(CLASS_PROMPTS)))
             self.register_buffer("predicate_text", text_embeddings(clip, arch, predicate_prompts))
             self.what_proj = nn.Linear(self.class_text.shape[1], dim)
             self.pair_to_text = nn.Linear(dim, self.predicate_text.shape[1])
@@ -165,7 +251,10 @@ class SceneGraphModel(ClipModel):
 
     def dense(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Feature map [B,dim,S,S], centre heatmap logits [B,C,S,S] and size/offset [B,4,S,S]."""
-        features = self.backbone(images)
+        return self.dense_from(self.backbone(images))
+
+    def dense_from(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The dense heads on a backbone feature map [B,dim,S,S]."""
         return {"features": features, "heatmap": self.heatmap_head(features), "size": self.size_head(features)}
 
     def proposals(self, dense: dict[str, torch.Tensor], cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

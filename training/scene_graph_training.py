@@ -1,22 +1,35 @@
 """Training the scene-graph model on the simulator's frames and their object and relation truth (synthetic).
 
-Per batch: a CenterNet focal loss on the object-centre heatmap and L1 on the proposed sizes and
-offsets (the dense heads); then the decoder runs on queries placed at the true objects' centre
-cells plus the strongest other peaks (which must say "no object"), with cross-entropy on classes,
-L1 + GIoU on the refined boxes and binary cross-entropy on the predicate of every ordered pair of
-true objects. At inference the queries sit at the heatmap's top peaks instead.
+Per batch: a CenterNet focal loss on the object-centre heatmap and L1 on the sizes and offsets at
+the true objects' centre cells (the dense heads); then the decoder runs on the queries proposed as
+at inference, the heatmap's top NUM_QUERIES peaks, and each true object is matched to one query by
+set matching (Hungarian, ``scipy.optimize.linear_sum_assignment``, on class probability, L1 and
+GIoU as in DETR). Matched queries learn the object's class and box by cross-entropy and L1 + GIoU,
+the others "no object"; the predicates of every ordered pair of matched queries learn by binary
+cross-entropy. With ``queries="centres"``, the recipe of the checkpoints shipped until now, the
+queries sit at the true objects' centre cells instead (then the strongest other peaks), which
+inference never sees.
+
+A locked pretrained trunk (``PretrainedBackbone``) sees the same frame the same way at every step,
+so its stage outputs are computed once (``trunk_taps``, cached beside the dataset under the
+tower's digest) and only the feature pyramid and the heads train.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch.nn import functional as F
+from tqdm import tqdm
 
-from models.scene_graph import IMAGE_SIZE, STRIDE, SceneGraphModel, peaks
+from models import pretrained_tower
+from models.clip_backbone import ImageCfg
+from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, box_iou, peaks
 from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
 from sim.truth import FrameTruth
 from training.dataset import FrameSet
@@ -78,7 +91,41 @@ def _giou(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
 
 
-def _cells(truth: GraphTruth) -> tuple[np.ndarray, np.ndarray]:
+def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Generalised IoU [N,M] of every pair of xyxy boxes a [N,4] and b [M,4]."""
+    iou = box_iou(a, b)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
+    inter_lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    inter_rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (inter_rb - inter_lt).clamp(min=0).prod(-1)
+    union = area_a[:, None] + area_b[None] - inter
+    hull = (torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(a[:, None, :2], b[None, :, :2])).prod(-1)
+    return iou - (hull - union) / hull.clamp(min=1e-9)
+
+
+# Matching cost weights, as the losses weigh the same terms (DETR's recipe).
+COST_CLASS, COST_L1, COST_GIOU = 1.0, 5.0, 2.0
+
+
+@torch.no_grad()
+def match(class_logits: torch.Tensor, boxes: torch.Tensor, truth: GraphTruth) -> tuple[np.ndarray, np.ndarray]:
+    """(query indices, object indices) of the minimum-cost one-to-one matching of one frame's queries
+    (class logits [Q,C+1], xyxy boxes [Q,4]) to its true objects; at most Q objects are matched."""
+    if not len(truth.classes):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    true_boxes = torch.from_numpy(truth.boxes)
+    prob = class_logits.softmax(-1)[:, torch.from_numpy(truth.classes)]
+    cost = (
+        -COST_CLASS * prob
+        + COST_L1 * torch.cdist(boxes, true_boxes, p=1)
+        - COST_GIOU * _pairwise_giou(boxes, true_boxes)
+    )
+    queries, objects = linear_sum_assignment(cost.numpy())
+    return queries.astype(np.int64), objects.astype(np.int64)
+
+
+def _centre_cells(truth: GraphTruth) -> tuple[np.ndarray, np.ndarray]:
     """The centre cell of each object, and which objects own their cell (the first one there does)."""
     centre = (truth.boxes[:, :2] + truth.boxes[:, 2:]) / 2 * SIDE
     ix, iy = np.minimum(centre.astype(np.int64), SIDE - 1).T
@@ -89,66 +136,119 @@ def _cells(truth: GraphTruth) -> tuple[np.ndarray, np.ndarray]:
     return cells, owner
 
 
-def batch_loss(model: SceneGraphModel, images: torch.Tensor, truths: list[GraphTruth]) -> dict[str, torch.Tensor]:
-    """The training losses of one batch (see the module docstring); ``total`` is their weighted sum."""
-    dense = model.dense(images)
-    heat_target = torch.from_numpy(np.stack([_centre_heatmap(t) for t in truths]))
-    losses = {"heatmap": _focal(dense["heatmap"], heat_target)}
-
-    # Queries: the true objects' cells first, then the strongest remaining peaks.
-    candidates = peaks(dense["heatmap"].detach(), 2 * NUM_QUERIES)
-    query_cells, assigned = [], []
+def _size_loss(size: torch.Tensor, truths: list[GraphTruth]) -> torch.Tensor:
+    """L1 on log size and centre offset at each object's centre cell (the dense size head [B,4,S,S])."""
+    flat = size.flatten(2).transpose(1, 2)
+    pred, true = [], []
     for b, t in enumerate(truths):
-        cells, owner = _cells(t)
-        objects = np.flatnonzero(owner)[:NUM_QUERIES]
-        taken = set(cells[objects].tolist())
-        extra = [c for c in candidates[b].tolist() if c not in taken][: NUM_QUERIES - len(objects)]
-        query_cells.append(cells[objects].tolist() + extra)
-        assigned.append(objects)
-    cells_t = torch.tensor(query_cells)
-
-    size = dense["size"].flatten(2).transpose(1, 2)
-    size_pred, size_true = [], []
-    for b, (t, objects) in enumerate(zip(truths, assigned, strict=True)):
-        if not len(objects):
+        cells, owner = _centre_cells(t)
+        if not owner.any():
             continue
-        box = torch.from_numpy(t.boxes[objects])
+        box = torch.from_numpy(t.boxes[owner])
         wh = (box[:, 2:] - box[:, :2]).clamp(min=1e-3)
         centre = (box[:, :2] + box[:, 2:]) / 2 * SIDE
         offset = centre - (centre.floor().clamp(max=SIDE - 1) + 0.5)
-        raw = size[b, cells_t[b, : len(objects)]]
-        size_pred.append(torch.cat([raw[:, :2], raw[:, 2:].tanh()], dim=-1))
-        size_true.append(torch.cat([wh.log(), offset], dim=-1))
-    losses["size"] = F.l1_loss(torch.cat(size_pred), torch.cat(size_true)) if size_pred else size.sum() * 0
+        raw = flat[b, torch.from_numpy(cells[owner])]
+        pred.append(torch.cat([raw[:, :2], raw[:, 2:].tanh()], dim=-1))
+        true.append(torch.cat([wh.log(), offset], dim=-1))
+    return F.l1_loss(torch.cat(pred), torch.cat(true)) if pred else size.sum() * 0
 
-    out = model.decode(dense, cells_t)
+
+QUERY_MODES = ("centres", "matched")
+
+
+def _centre_queries(heatmap: torch.Tensor, truths: list[GraphTruth]) -> tuple[torch.Tensor, list[np.ndarray]]:
+    """Query cells [B,Q]: the true objects' centre cells first, then the strongest other peaks; and the
+    objects of the first queries, in order (the recipe of the checkpoints shipped until 2026-12-03)."""
+    candidates = peaks(heatmap, 2 * NUM_QUERIES)
+    cells_out, assigned = [], []
+    for b, t in enumerate(truths):
+        cells, owner = _centre_cells(t)
+        objects = np.flatnonzero(owner)[:NUM_QUERIES]
+        taken = set(cells[objects].tolist())
+        extra = [c for c in candidates[b].tolist() if c not in taken][: NUM_QUERIES - len(objects)]
+        cells_out.append(cells[objects].tolist() + extra)
+        assigned.append(objects)
+    return torch.tensor(cells_out), assigned
+
+
+def batch_loss(
+    model: SceneGraphModel, features: torch.Tensor, truths: list[GraphTruth], queries: str = "centres"
+) -> dict[str, torch.Tensor]:
+    """The training losses of one batch from its backbone ``features`` (see the module docstring);
+    ``total`` is their weighted sum. ``queries``: "matched" (proposed as at inference, set matching)
+    or "centres" (placed at the true objects' centres)."""
+    if queries not in QUERY_MODES:
+        raise ValueError(f"queries must be one of {QUERY_MODES}, not {queries!r}")
+    dense = model.dense_from(features)
+    heat_target = torch.from_numpy(np.stack([_centre_heatmap(t) for t in truths]))
+    losses = {"heatmap": _focal(dense["heatmap"], heat_target), "size": _size_loss(dense["size"], truths)}
+
+    if queries == "centres":
+        cells, assigned = _centre_queries(dense["heatmap"].detach(), truths)
+        out = model.decode(dense, cells)
+        pairs = [(np.arange(len(objects)), objects) for objects in assigned]
+    else:
+        out = model.decode(dense, peaks(dense["heatmap"].detach(), NUM_QUERIES))
+        pairs = [match(out["class_logits"][b], out["boxes"][b], t) for b, t in enumerate(truths)]
     no_object = len(OBJECT_CLASSES)
-    class_target = torch.full(cells_t.shape, no_object, dtype=torch.long)
+    class_target = torch.full(out["class_logits"].shape[:2], no_object, dtype=torch.long)
     box_pred, box_true, pred_logits, pred_target = [], [], [], []
-    for b, (t, objects) in enumerate(zip(truths, assigned, strict=True)):
-        n = len(objects)
-        class_target[b, :n] = torch.from_numpy(t.classes[objects])
-        box_pred.append(out["boxes"][b, :n])
+    for b, (t, (query_idx, objects)) in enumerate(zip(truths, pairs, strict=True)):
+        if not len(query_idx):
+            continue
+        q = torch.from_numpy(query_idx)
+        class_target[b, q] = torch.from_numpy(t.classes[objects])
+        box_pred.append(out["boxes"][b, q])
         box_true.append(torch.from_numpy(t.boxes[objects]))
         slot = np.full(len(t.classes), -1)
-        slot[objects] = np.arange(n)
+        slot[objects] = np.arange(len(objects))
+        n = len(objects)
         target = torch.zeros(n, n, len(PREDICATES))
         for s, p, o in t.relations:
             if slot[s] >= 0 and slot[o] >= 0:
                 target[slot[s], slot[o], p] = 1.0
         off_diagonal = ~torch.eye(n, dtype=torch.bool)
-        pred_logits.append(out["predicate_logits"][b, :n, :n][off_diagonal])
+        pred_logits.append(out["predicate_logits"][b][q][:, q][off_diagonal])
         pred_target.append(target[off_diagonal])
     weight = torch.ones(no_object + 1)
     weight[no_object] = 0.2
     losses["class"] = F.cross_entropy(out["class_logits"].flatten(0, 1), class_target.flatten(), weight=weight)
-    bp, bt = torch.cat(box_pred), torch.cat(box_true)
-    losses["box"] = F.l1_loss(bp, bt) * 5 + (1 - _giou(bp, bt)).mean() * 2
-    losses["predicate"] = F.binary_cross_entropy_with_logits(torch.cat(pred_logits), torch.cat(pred_target)) * len(
-        PREDICATES
-    )
+    if box_pred:
+        bp, bt = torch.cat(box_pred), torch.cat(box_true)
+        losses["box"] = F.l1_loss(bp, bt) * 5 + (1 - _giou(bp, bt)).mean() * 2
+        losses["predicate"] = F.binary_cross_entropy_with_logits(torch.cat(pred_logits), torch.cat(pred_target)) * len(
+            PREDICATES
+        )
     losses["total"] = sum(losses.values(), torch.zeros(()))
     return losses
+
+
+@torch.no_grad()
+def trunk_taps(backbone: PretrainedBackbone, frames: FrameSet, idx: np.ndarray, batch: int = 64) -> list[np.ndarray]:
+    """The locked trunk's stage outputs (float16) for frames ``idx``, cached in the dataset's ``cache`` folder
+    under the tower's digest (the weights are sha256-checked, so the cache is valid while the digest is)."""
+    cache = frames.root / "cache"
+    digest = pretrained_tower.TOWERS["lite0"].sha256[:12]
+    key = hashlib.sha256(np.ascontiguousarray(idx).tobytes()).hexdigest()[:12]
+    files = [cache / f"lite0-{digest}-tap{t}-{IMAGE_SIZE}-{key}.npy" for t in PretrainedBackbone.TAPS]
+    if all(f.exists() for f in files):
+        return [np.load(f, mmap_mode="r") for f in files]
+    cache.mkdir(parents=True, exist_ok=True)
+    backbone.eval()
+    cfg = ImageCfg(size=IMAGE_SIZE, mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
+    out: list[np.ndarray] = []
+    for start in tqdm(range(0, len(idx), batch), desc="locked tower features, once", unit="batch"):
+        taps = backbone.taps(frames.images(idx[start : start + batch], cfg))
+        if not out:
+            out = [np.empty((len(idx), *t.shape[1:]), dtype=np.float16) for t in taps]
+        for array, tap in zip(out, taps, strict=True):
+            array[start : start + len(tap)] = tap.numpy().astype(np.float16)
+    for f, array in zip(files, out, strict=True):
+        tmp = f.with_name(f.name + ".tmp.npy")
+        np.save(tmp, array)
+        tmp.replace(f)
+    return out
 
 
 def train_scene_graph(
@@ -160,24 +260,33 @@ def train_scene_graph(
     batch_size: int = 32,
     lr: float = 1e-3,
     seed: int = 0,
+    queries: str = "centres",
     log: Callable[[str], None] = print,
 ) -> SceneGraphModel:
-    """Train ``model`` on ``steps`` batches of ``frames[train_idx]`` (AdamW, one-cycle); returns it in eval mode."""
+    """Train ``model`` on ``steps`` batches of ``frames[train_idx]`` (AdamW, one-cycle), its decoder on
+    ``queries`` (see ``batch_loss``); returns it in eval mode."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    truths = {int(i): GraphTruth.of(frames.truth[i]) for i in train_idx}
+    truths = [GraphTruth.of(frames.truth[int(i)]) for i in train_idx]
+    backbone = model.backbone
+    taps = trunk_taps(backbone, frames, train_idx) if isinstance(backbone, PretrainedBackbone) else None
     optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps, pct_start=0.05)
     model.train()
-    order = rng.permutation(train_idx)
+    order = rng.permutation(len(train_idx))
     position = 0
     running: dict[str, float] = {}
     for step in range(1, steps + 1):
         if position + batch_size > len(order):
-            order, position = rng.permutation(train_idx), 0
-        idx = order[position : position + batch_size]
+            order, position = rng.permutation(len(train_idx)), 0
+        rows = np.sort(order[position : position + batch_size])
         position += batch_size
-        losses = batch_loss(model, frames.images(idx, model.image_cfg), [truths[int(i)] for i in idx])
+        if taps is not None:
+            assert isinstance(backbone, PretrainedBackbone)
+            features = backbone.neck([torch.from_numpy(np.asarray(t[rows], dtype=np.float32)) for t in taps])
+        else:
+            features = backbone(frames.images(train_idx[rows], model.image_cfg))
+        losses = batch_loss(model, features, [truths[r] for r in rows], queries)
         optimiser.zero_grad()
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
