@@ -131,11 +131,11 @@ class PretrainedBackbone(nn.Module):
 
     TAPS = (2, 4, 6)  # block stages ending at strides 8, 16 and 32
     TAP_CHANNELS = (40, 112, 320)
+    IMAGE_CFG = ImageCfg(size=IMAGE_SIZE, mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.trunk = pretrained_tower.create_trunk("lite0")
-        pretrained_tower.lock(self.trunk)
+        self.trunk = pretrained_tower.lock(pretrained_tower.create_trunk("lite0"))
         self.lateral = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, dim, 1, bias=False), nn.BatchNorm2d(dim)) for c in self.TAP_CHANNELS
         )
@@ -209,7 +209,7 @@ class SceneGraphModel(ClipModel):
         if backbone == "scratch":
             self.image_cfg = replace(image_cfg, size=IMAGE_SIZE)
         else:
-            self.image_cfg = ImageCfg(size=IMAGE_SIZE, mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
+            self.image_cfg = PretrainedBackbone.IMAGE_CFG
         self.use_vlm = use_vlm
         n_cls, n_pred = len(OBJECT_CLASSES), len(PREDICATES)
         side = IMAGE_SIZE // STRIDE

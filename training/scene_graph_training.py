@@ -28,8 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from models import pretrained_tower
-from models.clip_backbone import ImageCfg
-from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, box_iou, peaks
+from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, peaks
 from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
 from sim.truth import FrameTruth
 from training.dataset import FrameSet
@@ -93,7 +92,6 @@ def _giou(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Generalised IoU [N,M] of every pair of xyxy boxes a [N,4] and b [M,4]."""
-    iou = box_iou(a, b)
     area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(-1)
     area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(-1)
     inter_lt = torch.maximum(a[:, None, :2], b[None, :, :2])
@@ -101,7 +99,7 @@ def _pairwise_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     inter = (inter_rb - inter_lt).clamp(min=0).prod(-1)
     union = area_a[:, None] + area_b[None] - inter
     hull = (torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(a[:, None, :2], b[None, :, :2])).prod(-1)
-    return iou - (hull - union) / hull.clamp(min=1e-9)
+    return inter / union.clamp(min=1e-9) - (hull - union) / hull.clamp(min=1e-9)
 
 
 # Matching cost weights, as the losses weigh the same terms (DETR's recipe).
@@ -236,10 +234,9 @@ def trunk_taps(backbone: PretrainedBackbone, frames: FrameSet, idx: np.ndarray, 
         return [np.load(f, mmap_mode="r") for f in files]
     cache.mkdir(parents=True, exist_ok=True)
     backbone.eval()
-    cfg = ImageCfg(size=IMAGE_SIZE, mean=pretrained_tower.MEAN, std=pretrained_tower.STD)
     out: list[np.ndarray] = []
     for start in tqdm(range(0, len(idx), batch), desc="locked tower features, once", unit="batch"):
-        taps = backbone.taps(frames.images(idx[start : start + batch], cfg))
+        taps = backbone.taps(frames.images(idx[start : start + batch], PretrainedBackbone.IMAGE_CFG))
         if not out:
             out = [np.empty((len(idx), *t.shape[1:]), dtype=np.float16) for t in taps]
         for array, tap in zip(out, taps, strict=True):
