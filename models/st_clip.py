@@ -10,7 +10,8 @@ SCAMP (arXiv 2511.08978) on a frozen CLIP:
 3. optionally (``st_residual``) the context vector also moves each class's logit directly, through a
    zero-initialised linear map: the shift in 2. is the same for every class of an aspect and can
    hardly reorder them, while scene type and road width follow almost directly from the segment's
-   road class and lanes;
+   road class and lanes. With the residual alone (``condition="none"``) the prompts are CoOp's, the
+   same for every frame, so the text tower runs once per batch instead of once per frame;
 4. the image side is the CLIP image embedding, on a ViT optionally (``low_level``) plus a projection
    of pooled low-level tokens from its middle block.
 """
@@ -72,8 +73,8 @@ class STClip(ClipModel):
     """forward(images [B,3,H,W], st_context [B,16]) -> {aspect: class probabilities [B, n_classes]}.
 
     ``condition`` says what shifts the prompt words: ``"st"`` the ST context (ST-CLIP), ``"image"``
-    the image embedding (the CoCoOp baseline) or ``"none"`` (CoOp). ``st_residual`` (with ``"st"``)
-    adds a per-class logit from the ST context. ``low_level`` adds the pooled middle-layer ViT tokens
+    the image embedding (the CoCoOp baseline) or ``"none"`` (CoOp). ``st_residual`` (with ``"st"`` or
+    ``"none"``) adds a per-class logit from the ST context. ``low_level`` adds the pooled middle-layer ViT tokens
     to the image embedding (ST-CLIP's bi-level visual side; a ViT backbone only). The baselines are
     this class with those options changed, so every method trains and runs the same way.
     """
@@ -94,8 +95,8 @@ class STClip(ClipModel):
     ) -> None:
         if condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, not {condition!r}")
-        if st_residual and condition != "st":
-            raise ValueError("st_residual needs condition 'st' (it maps the ST context to logits)")
+        if st_residual and condition == "image":
+            raise ValueError("st_residual needs condition 'st' or 'none' (it maps the ST context to logits)")
         vit = isinstance(clip.visual, VisionTransformer)
         if low_level and not vit:
             raise ValueError(f"{arch}: low-level tokens need a ViT image tower")
@@ -121,7 +122,7 @@ class STClip(ClipModel):
         self.register_buffer("aspect_of_prompt", torch.tensor(aspect_of_prompt), persistent=False)
 
         self.prompt_ctx = nn.Parameter(torch.randn(len(ASPECTS), n_ctx, width) * 0.02)  # CoOp init
-        self.st_encoder = STContextEncoder(ctx_dim) if condition == "st" else None
+        self.st_encoder = STContextEncoder(ctx_dim) if condition == "st" or st_residual else None
         if condition == "none":
             self.meta_net = None
         else:

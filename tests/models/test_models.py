@@ -248,7 +248,7 @@ def test_baselines_are_st_clip_with_other_prompt_conditioning(checkpoint_dir, co
     assert classes.shape[0] == (1 if condition == "none" else BATCH)
 
 
-@pytest.mark.parametrize("condition, residual", [("image", False), ("st", False), ("st", True)])
+@pytest.mark.parametrize("condition, residual", [("image", False), ("st", False), ("st", True), ("none", True)])
 def test_an_untrained_conditional_prompt_learner_starts_as_coop(checkpoint_dir, condition: str, residual: bool) -> None:
     base = load_checkpoint(checkpoint_dir / "base_clip.pt")
     torch.manual_seed(0)
@@ -261,10 +261,11 @@ def test_an_untrained_conditional_prompt_learner_starts_as_coop(checkpoint_dir, 
         assert torch.allclose(conditional.aspect_logits(image, low, st_context()), expected, atol=1e-5)
 
 
-def test_the_st_residual_moves_classes_of_one_aspect_apart_and_is_saved(checkpoint_dir, tmp_path) -> None:
+@pytest.mark.parametrize("condition", ["st", "none"])
+def test_the_st_residual_moves_classes_of_one_aspect_apart_and_is_saved(checkpoint_dir, tmp_path, condition) -> None:
     """The prompt shift is one for all classes of an aspect; the residual gives each class a logit of its own."""
     base = load_checkpoint(checkpoint_dir / "base_clip.pt")
-    model = STClip(base.clip, base.arch, base.image_cfg, condition="st", st_residual=True).eval()
+    model = STClip(base.clip, base.arch, base.image_cfg, condition=condition, st_residual=True).eval()
     assert model.st_residual is not None
     with torch.no_grad():
         model.st_residual.weight.normal_()
@@ -275,9 +276,13 @@ def test_the_st_residual_moves_classes_of_one_aspect_apart_and_is_saved(checkpoi
     backbone = tmp_path / "base_clip.pt"
     backbone.write_bytes((checkpoint_dir / "base_clip.pt").read_bytes())
     path = save_checkpoint(model, "st_clip", tmp_path / "st_clip.pt", {"trained": False, "seed": 0}, backbone=backbone)
-    assert load_checkpoint(path).st_residual is not None
+    loaded = load_checkpoint(path)
+    assert loaded.st_residual is not None and loaded.condition == condition
+    # With the residual alone the prompts are CoOp's: one text batch serves every frame.
+    prompt_batches = model.class_embeddings(None if condition == "none" else st_context()).shape[0]
+    assert (prompt_batches == 1) == (condition == "none")
     with pytest.raises(ValueError, match="st_residual needs"):
-        STClip(base.clip, base.arch, base.image_cfg, condition="none", st_residual=True)
+        STClip(base.clip, base.arch, base.image_cfg, condition="image", st_residual=True)
 
 
 def test_st_clip_on_a_pretrained_tower_reads_the_image_embedding_only() -> None:
