@@ -36,7 +36,7 @@ METHODS: dict[str, dict[str, object]] = {
 # Configurations weighed against the shipped ones on val (``evaluation.clip.choose_configuration``).
 CANDIDATES: dict[str, dict[str, object]] = {
     **METHODS,
-    # st_clip.pt's configuration from 2026-12-02 (evening) to 2026-12-03.
+    # st_clip.pt's configuration from 2026-12-02 (evening) to 2026-12-04.
     "st_clip_shift_and_residual": {"condition": "st", "low_level": False, "st_residual": True},
     "st_clip_shift_only": {"condition": "st", "low_level": False},  # st_clip.pt's before 2026-12-02 (evening)
     "st_clip_low_level": {"condition": "st", "low_level": True},  # a ViT backbone only
