@@ -1,6 +1,10 @@
 """Scale-out: three workers in one consumer group share the fleet's partitions; one is killed with
 SIGKILL mid-stream and the two left take its partitions over. Every frame is stored once; the traffic
-windows and every frame's image outputs are what a single worker stores from the same input."""
+windows and every frame's image outputs are what a single worker stores from the same input.
+
+The kill comes at the worst moment for the GPS path: the group has committed the offsets of every fix
+sent so far while the victim still holds its vehicles' newest fixes pending in their map matchers, and
+the stream pauses longer than the idle commit's wait before it goes on."""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from kafka import KafkaConsumer, TopicPartition
 
 from core.settings import Settings
 from records.messages import Frame, GpsFix, Scene, decode
@@ -36,6 +41,8 @@ WRITE_TIMES = {"inserted_at", "created_at", "updated_at"}
 IMAGE_ONLY = ("frame_id", "vehicle_id", "captured_at", "anomaly_score", "anomaly_type")
 # CPU inference is not bit-identical across batch compositions: scores may differ in the 6th digit.
 SCORE_TOLERANCE = 1e-4
+# The groups' match_idle_flush_s: a victim killed as soon as its offsets are committed has not made its idle commit.
+IDLE_S = 6
 
 
 def fleet_messages() -> list[Frame | GpsFix]:
@@ -51,6 +58,12 @@ def send(settings: Settings, messages: list[Frame | GpsFix]) -> None:
                 producer.send_frame(m)
             else:
                 producer.send_gps(m)
+
+
+def gps_committed(probe: KafkaConsumer, settings: Settings) -> bool:
+    """Whether the group has committed the offsets of every GPS fix sent so far."""
+    tps = [TopicPartition(settings.topic(topics.GPS), p) for p in range(PARTITIONS)]
+    return all((probe.committed(tp) or 0) >= end for tp, end in probe.end_offsets(tps).items())
 
 
 def count_frames(settings: Settings) -> int:
@@ -129,19 +142,32 @@ def test_three_workers_with_one_killed_mid_stream_store_every_frame_once_as_one_
     messages = fleet_messages()
     frame_ids = {m.frame_id for m in messages if isinstance(m, Frame)}
     with ExitStack() as stack:
-        solo, *trio = start_workers(stack, settings, tmp_path, ["solo", "trio", "trio", "trio"], PARTITIONS)
+        names = ["solo", "trio", "trio", "trio"]
+        solo, *trio = start_workers(stack, settings, tmp_path, names, PARTITIONS, match_idle_flush_s=IDLE_S)
         wait_until(lambda: all(metric(w, "fleetscope_worker_ready") == 1 for w in trio), 90, "all three ready")
         group = trio[0].settings
         half = len(messages) // 2
         send(solo.settings, messages)
         send(group, messages[:half])
 
-        wait_until(lambda: count_frames(group) >= len(frame_ids) // 4, 180, "a quarter of the frames stored")
         frames_topic = group.topic(topics.FRAMES)
+        probe = stack.enter_context(
+            closing(KafkaConsumer(bootstrap_servers=group.kafka.servers, group_id=group.worker.app_id))
+        )
+        wait_until(
+            lambda: (
+                gps_committed(probe, group)
+                and all(metric(w, "fleetscope_messages_in_total", topic=frames_topic) > 0 for w in trio)
+            ),
+            120,
+            "the first half's GPS offsets committed and each worker reading frames",
+        )
         consumed = [metric(w, "fleetscope_messages_in_total", topic=frames_topic) for w in trio]
-        assert all(n > 0 for n in consumed), f"each of the three consumed frames: {consumed}"
         victim, survivors = trio[-1], trio[:-1]
         os.killpg(victim.process.pid, signal.SIGKILL)
+        # The input pauses (this sleep is the data's, not a wait for a condition): the old owner would
+        # have made its idle commit here, so the worker that takes its partitions over makes it.
+        time.sleep(IDLE_S + 3)
         # The second half includes later frames of the killed worker's vehicles: only a survivor can store them.
         send(group, messages[half:])
 

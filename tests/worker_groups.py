@@ -17,8 +17,9 @@ from infra.process import free_ports
 from infra.worker import WorkerProcess
 
 
-def consumer_group(base: Settings, name: str, partitions: int | None = None) -> dict:
-    """Settings overrides for a consumer group of its own on the test stack: its topics, app id and database."""
+def consumer_group(base: Settings, name: str, partitions: int | None = None, **worker: object) -> dict:
+    """Settings overrides for a consumer group of its own on the test stack: its topics, app id and
+    database; ``worker`` settings on top."""
     db = f"fleetscope_{name}_{uuid.uuid4().hex[:6]}"
     admin = sa.create_engine(base.postgres.admin_url("psycopg"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -38,6 +39,7 @@ def consumer_group(base: Settings, name: str, partitions: int | None = None) -> 
             "match_idle_flush_s": 2,
             "segment_flush_s": 0.5,
             "backfill_from": base.worker.backfill_from,
+            **worker,
         },
     }
 
@@ -63,10 +65,15 @@ def metric(w: WorkerProcess, name: str, **labels: str) -> float:
 
 
 def start_workers(
-    stack: ExitStack, base: Settings, tmp_path: Path, names: list[str], partitions: int | None = None
+    stack: ExitStack,
+    base: Settings,
+    tmp_path: Path,
+    names: list[str],
+    partitions: int | None = None,
+    **worker: object,
 ) -> list[WorkerProcess]:
     """One worker per name; workers with the same name share a consumer group (and topics and database)."""
-    groups = {name: consumer_group(base, name, partitions) for name in dict.fromkeys(names)}
+    groups = {name: consumer_group(base, name, partitions, **worker) for name in dict.fromkeys(names)}
     started = []
     for n, name in enumerate(names):
         w = WorkerProcess(worker_settings(groups[name], tmp_path / f"worker{n}"))

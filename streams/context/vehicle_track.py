@@ -176,7 +176,8 @@ class VehicleTracks:
         how many fixes were replayed. ``quiet_after`` lists the fixes after which the stream went quiet
         for ``idle_s`` or more: its owner committed the pending fixes there (``flush_idle``), and so does
         the replay. What the replay commits was committed by the stream's previous owner, so it is not
-        returned; the fixes still pending at the end are committed by the live fixes that follow. The
+        returned; the fixes still pending at the end are committed by the live fixes that follow (or by
+        ``flush_source``, sent, where the history ends in a pause: ``streams.context.warmup.replay``). The
         replay forgets no vehicle: call ``trim`` after it and send what that commits."""
         return max(self.warm_steps(fixes, source, quiet_after), default=0)
 

@@ -9,8 +9,11 @@ never committed. So once a rebalance is complete and before the partitions are r
 assigned GPS partition's records from ``match_warmup_s`` (fix time) before its committed offset up
 to that offset are read again, admitted as the agent admits them, and replayed into the tracks and
 the recent fixes, with the idle commits the old owner made where the stream went quiet (told by the
-records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again; the
-fixes still pending are committed by the live fixes that follow, on the chains the old owner had.
+records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again,
+except at a pause that lasts to the end of the history: an old owner killed within ``match_idle_flush_s``
+of its last fix had committed that fix's offset but not yet its idle commit, so the replay sends it (a
+window keys fixes by vehicle and time, so one sent twice counts once). The fixes still pending are
+committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
 worker. The reads are bounded (``READ_TIMEOUT_S`` of reading for a rebalance; a partition not read by
 then starts cold); the replay (CPU, about 18,000 fixes/s here) runs in steps, letting the event loop
@@ -112,13 +115,18 @@ async def replay(
     send: Callable[[list[TrackPoint]], Awaitable[None]],
 ) -> int:
     """Replay a partition's history (fixes with their Kafka timestamps; ``then``: the time of the record
-    after them) into ``tracks`` in steps, the event loop running between them; then send what forgetting
-    vehicles past the bound commits. Return how many fixes were replayed. Cut short (cancelled by a new
-    rebalance, or failed), the partition is forgotten: half a replay would count some fixes twice."""
+    after them) into ``tracks`` in steps, the event loop running between them; then send what the idle
+    commit at a pause ending the history and forgetting vehicles past the bound commit. Return how many
+    fixes were replayed. Cut short (cancelled by a new rebalance, or failed), the partition is
+    forgotten: half a replay would count some fixes twice."""
     fixes = [f for _, f in timed]
     quiet = quiet_after([t for t, _ in timed], then, idle_s)
+    # A pause that lasts to the record after the history (or to now) may have outlived the old owner:
+    # killed before its idle commit there, it took the pending fixes with it. The replay makes that
+    # commit after the steps and sends it; where the old owner did send it, a window counts a fix once.
+    ends_quiet = bool(quiet) and quiet[-1] == len(fixes) - 1
     done = 0
-    steps = tracks.warm_steps(fixes, partition, quiet)
+    steps = tracks.warm_steps(fixes, partition, quiet[:-1] if ends_quiet else quiet)
     try:
         for step in steps:
             done = step
@@ -127,10 +135,11 @@ async def replay(
         steps.close()
         tracks.keep_sources(tracks.sources() - {partition})
         raise
+    points = tracks.flush_source(partition) if ends_quiet else []
     forgotten = tracks.forgotten
-    points = tracks.trim()
+    points += tracks.trim()
     metrics.VEHICLES_FORGOTTEN.inc(tracks.forgotten - forgotten)
-    # Those vehicles are gone from memory and their fixes' offsets long committed: send them even if cancelled.
+    # Those fixes' offsets are committed and only this worker holds them: send them even if cancelled.
     await asyncio.shield(send(points))
     return done
 

@@ -22,7 +22,7 @@ from streams.context.vehicle_track import VehicleTracks
 from streams.ingest.admission import Admission
 from streams.producer import FleetProducer
 from streams.side_consumer import side_consumer
-from tests.streams.test_vehicle_track import IDLE_S, fleet
+from tests.streams.test_vehicle_track import IDLE_S, fleet, matched
 from tests.streams.test_vehicle_track import partition as track_partition
 
 T0 = datetime(2026, 11, 5, 9, 0, tzinfo=timezone.utc)
@@ -144,3 +144,33 @@ def test_a_replay_done_at_the_vehicle_bound_sends_what_forgetting_the_oldest_com
     tracks, sent = _replay_scenario(max_vehicles=held, cancel=False)
     assert tracks.forgotten > 0 and len(sent) == 1 and sent[0]
     assert {p.vehicle_id for p in sent[0]} <= {f.vehicle_id for f in fleet() if track_partition(f) == 1}
+
+
+def _replayed_and_sent(then_after_last_s: float) -> tuple[list, list]:
+    """An old owner read partition 0's fleet to its end and was killed there; its heir replays that
+    history with the next record (or now) ``then_after_last_s`` after the last. What the old owner held
+    pending, and what the heir sends."""
+    fixes = [f for f in fleet() if track_partition(f) == 0]
+    owner = VehicleTracks(load_network(), idle_s=IDLE_S)
+    owner.push_all(fixes, [0] * len(fixes))
+    pending = owner.flush_idle(0)  # what its idle commit would have sent, had it lived that long
+    heir = VehicleTracks(load_network(), idle_s=IDLE_S)
+    timed = [(f.ts.timestamp(), f) for f in fixes]
+    sent: list[list] = []
+
+    async def send(points: list) -> None:
+        sent.append(points)
+
+    asyncio.run(warmup.replay(heir, 0, timed, timed[-1][0] + then_after_last_s, IDLE_S, send))
+    return pending, [p for points in sent for p in points]
+
+
+def test_a_replay_ending_in_a_pause_sends_the_idle_commit_its_old_owner_may_not_have_lived_to_make():
+    # Killed within idle_s of its last fix, after committing its offsets: only the heir can send them.
+    pending, sent = _replayed_and_sent(then_after_last_s=IDLE_S + 1)
+    assert pending and matched(sent) == matched(pending)
+
+
+def test_a_replay_ending_mid_stream_sends_nothing_and_leaves_the_pending_fixes_to_the_live_ones():
+    pending, sent = _replayed_and_sent(then_after_last_s=IDLE_S / 4)
+    assert pending and sent == []
