@@ -22,6 +22,7 @@ from infra.dashboards.city_sql import (
     OPEN_INCIDENTS,
     ROAD_CONDITIONS,
     SEGMENT_SPEEDS,
+    SLOWEST_SEGMENT_SPEEDS,
     SLOWEST_SEGMENTS,
 )
 from infra.dashboards.panels import CITY_UID, POSTGRES, PanelBuilder, Sql, assemble, graph
@@ -129,6 +130,16 @@ def city_dashboard() -> dict:
                 .override_by_name("share_of_limit", [DynamicConfigValue(id_val="unit", value=units.PercentUnit)])
                 .override_by_regexp(".*_kmh", [DynamicConfigValue(id_val="unit", value=units.KilometersPerHour)])
                 .grid_pos(GridPos(h=9, w=12)),
+                graph(
+                    "Speed of the slowest segments",
+                    "Median GPS speed of each 60 s traffic window of the ten segments slowest relative to their"
+                    " speed limit over the time range (mean share of the limit).",
+                    units.KilometersPerHour,
+                    POSTGRES,
+                )
+                .with_target(Sql(SLOWEST_SEGMENT_SPEEDS))
+                .display_name("${__field.labels.segment}")
+                .grid_pos(GridPos(h=9, w=24)),
             ],
         ),
     ]

@@ -108,6 +108,27 @@ ORDER BY 1, 2
     ("time", "road_class", "speed_kmh"),
 )
 
+SLOWEST_SEGMENT_SPEEDS = CityQuery(
+    """
+SELECT s.window_start AS "time",
+       concat_ws(' ', s.name, s.segment_id) AS segment,
+       s.median_speed_kmh AS speed_kmh
+FROM segment_stats s
+WHERE $__timeFilter(s.window_start) AND s.median_speed_kmh IS NOT NULL
+  AND s.segment_id IN (
+    SELECT segment_id
+    FROM segment_stats
+    WHERE $__timeFilter(window_start) AND median_speed_kmh IS NOT NULL AND speed_limit_kmh > 0
+    GROUP BY segment_id
+    ORDER BY avg(median_speed_kmh / speed_limit_kmh), segment_id
+    LIMIT 10
+  )
+ORDER BY 1, 2
+""".strip(),
+    "time_series",
+    ("time", "segment", "speed_kmh"),
+)
+
 SLOWEST_SEGMENTS = CityQuery(
     """
 SELECT segment_id,
@@ -145,5 +166,6 @@ CITY_QUERIES = {
     "open_incident_count": OPEN_INCIDENT_COUNT,
     "open_incidents": OPEN_INCIDENTS,
     "segment_speeds": SEGMENT_SPEEDS,
+    "slowest_segment_speeds": SLOWEST_SEGMENT_SPEEDS,
     "slowest_segments": SLOWEST_SEGMENTS,
 }

@@ -265,3 +265,16 @@ def test_after_a_drive_the_city_queries_show_its_segment_and_its_incident(settin
     (traffic,) = of_segment("slowest_segments")
     assert abs(traffic["median_speed_kmh"] - SPEED_MPS * 3.6) < 0.5  # every fix of the drive says 36 km/h
     assert rows["open_incident_count"][0]["open_incidents"] >= 1
+    # The speed series: the ten segments slowest against their limit (the drive's among them if ten or fewer).
+    with dashboard_db.connect() as conn:
+        with_speeds = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT segment_id) FROM segment_stats WHERE window_start BETWEEN :a AND :b"
+                " AND median_speed_kmh IS NOT NULL AND speed_limit_kmh > 0"
+            ),
+            {"a": RANGE[0], "b": RANGE[1]},
+        ).scalar_one()
+    series = {r["segment"] for r in rows["slowest_segment_speeds"]}
+    assert len(series) == min(with_speeds, 10)
+    if with_speeds <= 10:
+        assert any(name.endswith(segment.segment_id) for name in series)
