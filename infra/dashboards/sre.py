@@ -114,15 +114,23 @@ def sre_dashboard() -> dict:
                     quantiles("fleetscope_triton_request_seconds_bucket", "model, le", "{{model}} "),
                 ),
                 series(
-                    "Frames per Triton request by model",
-                    "Mean batch size the worker sent (fleetscope_triton_batch_size).",
+                    "Batch sizes by model",
+                    "Mean frames per request the worker sent (fleetscope_triton_batch_size), and per model"
+                    " execution in Triton (nv_inference_count / nv_inference_exec_count; larger where Triton's"
+                    " dynamic batcher merges requests).",
                     units.Short,
                     [
                         prom(
                             f"sum by (model) (rate(fleetscope_triton_batch_size_sum{RATE}))"
                             f" / sum by (model) (rate(fleetscope_triton_batch_size_count{RATE}))",
-                            "{{model}}",
-                        )
+                            "{{model}} sent",
+                        ),
+                        prom(
+                            f"sum by (model) (rate(nv_inference_count{RATE}))"
+                            f" / sum by (model) (rate(nv_inference_exec_count{RATE}))",
+                            "{{model}} executed",
+                            "B",
+                        ),
                     ],
                 ),
                 series(
