@@ -11,8 +11,9 @@ to that offset are read again, admitted as the agent admits them, and replayed i
 the recent fixes, with the idle commits the old owner made where the stream went quiet (told by the
 records' Kafka timestamps). What the replay commits was committed by the old owner and is not sent again,
 except at a pause that lasts to the end of the history: an old owner killed within ``match_idle_flush_s``
-of its last fix had committed that fix's offset but not yet its idle commit, so the replay sends it (a
-window keys fixes by vehicle and time, so one sent twice counts once). The fixes still pending are
+of its last fix may have committed that fix's offset but not yet made its idle commit, so the replay
+sends it (a window keys fixes by vehicle and time, so one sent twice counts once there), unless the
+pause is longer than ``segment_window_keep_s`` (their windows may be gone). The fixes still pending are
 committed by the live fixes that follow, on the chains the old owner had.
 A failed or slow read leaves the partition cold, as it was before this existed; it never stops the
 worker. The reads are bounded (``READ_TIMEOUT_S`` of reading for a rebalance; a partition not read by
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -113,18 +115,22 @@ async def replay(
     then: float,
     idle_s: float,
     send: Callable[[list[TrackPoint]], Awaitable[None]],
+    resend_within_s: float = math.inf,
 ) -> int:
     """Replay a partition's history (fixes with their Kafka timestamps; ``then``: the time of the record
-    after them) into ``tracks`` in steps, the event loop running between them; then send what the idle
-    commit at a pause ending the history and forgetting vehicles past the bound commit. Return how many
-    fixes were replayed. Cut short (cancelled by a new rebalance, or failed), the partition is
-    forgotten: half a replay would count some fixes twice."""
+    after them) into ``tracks`` in steps, the event loop running between them. Then send two things:
+    the idle commit at a pause that ends the history, if that pause began at most ``resend_within_s``
+    before ``then``; and what forgetting vehicles past the bound commits. Return how many fixes were
+    replayed. Cut short (cancelled by a new rebalance, or failed), the partition is forgotten: half a
+    replay would count some fixes twice."""
     fixes = [f for _, f in timed]
     quiet = quiet_after([t for t, _ in timed], then, idle_s)
     # A pause that lasts to the record after the history (or to now) may have outlived the old owner:
     # killed before its idle commit there, it took the pending fixes with it. The replay makes that
-    # commit after the steps and sends it; where the old owner did send it, a window counts a fix once.
-    ends_quiet = bool(quiet) and quiet[-1] == len(fixes) - 1
+    # commit after the steps and sends it; where the old owner did send it, a window counts a fix once
+    # (the GPS counters count it again). Not after a long pause: the windows those fixes belong to
+    # may have expired, and one rebuilt from them alone would overwrite its complete segment_stats row.
+    ends_quiet = bool(quiet) and quiet[-1] == len(fixes) - 1 and then - timed[-1][0] <= resend_within_s
     done = 0
     steps = tracks.warm_steps(fixes, partition, quiet[:-1] if ends_quiet else quiet)
     try:
@@ -213,7 +219,9 @@ def register(
                 for _, fix in timed:
                     rt.gps.add(fix)
                 read_back += len(timed)
-                replayed += await replay(tracks, tp.partition, timed, then, w.match_idle_flush_s, send)
+                replayed += await replay(
+                    tracks, tp.partition, timed, then, w.match_idle_flush_s, send, w.segment_window_keep_s
+                )
             return read_back, replayed
         finally:
             with contextlib.suppress(Exception):  # what stopped the warm-up is the error to report

@@ -146,22 +146,23 @@ def test_a_replay_done_at_the_vehicle_bound_sends_what_forgetting_the_oldest_com
     assert {p.vehicle_id for p in sent[0]} <= {f.vehicle_id for f in fleet() if track_partition(f) == 1}
 
 
-def _replayed_and_sent(then_after_last_s: float) -> tuple[list, list]:
+def _replayed_and_sent(then_after_last_s: float, resend_within_s: float = 60.0) -> tuple[list, list]:
     """An old owner read partition 0's fleet to its end and was killed there; its heir replays that
-    history with the next record (or now) ``then_after_last_s`` after the last. What the old owner held
-    pending, and what the heir sends."""
+    history, records 0.1 s apart in Kafka time, the next record (or now) ``then_after_last_s`` after the
+    last. What the old owner held pending, and what the heir sends."""
     fixes = [f for f in fleet() if track_partition(f) == 0]
     owner = VehicleTracks(load_network(), idle_s=IDLE_S)
     owner.push_all(fixes, [0] * len(fixes))
     pending = owner.flush_idle(0)  # what its idle commit would have sent, had it lived that long
     heir = VehicleTracks(load_network(), idle_s=IDLE_S)
-    timed = [(f.ts.timestamp(), f) for f in fixes]
+    timed = [(i * 0.1, f) for i, f in enumerate(fixes)]
+    then = timed[-1][0] + then_after_last_s
     sent: list[list] = []
 
     async def send(points: list) -> None:
         sent.append(points)
 
-    asyncio.run(warmup.replay(heir, 0, timed, timed[-1][0] + then_after_last_s, IDLE_S, send))
+    asyncio.run(warmup.replay(heir, 0, timed, then, IDLE_S, send, resend_within_s))
     return pending, [p for points in sent for p in points]
 
 
@@ -173,4 +174,10 @@ def test_a_replay_ending_in_a_pause_sends_the_idle_commit_its_old_owner_may_not_
 
 def test_a_replay_ending_mid_stream_sends_nothing_and_leaves_the_pending_fixes_to_the_live_ones():
     pending, sent = _replayed_and_sent(then_after_last_s=IDLE_S / 4)
+    assert pending and sent == []
+
+
+def test_a_replay_ending_in_a_pause_longer_than_the_windows_are_kept_sends_nothing():
+    # Their windows may have expired: a window rebuilt from those fixes alone would replace its full row.
+    pending, sent = _replayed_and_sent(then_after_last_s=120.0, resend_within_s=60.0)
     assert pending and sent == []
