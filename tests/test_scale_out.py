@@ -157,7 +157,11 @@ def test_three_workers_with_one_killed_mid_stream_store_every_frame_once_as_one_
 
         frames_topic = group.topic(topics.FRAMES)
         probe = stack.enter_context(
-            closing(KafkaConsumer(bootstrap_servers=group.kafka.servers, group_id=group.worker.app_id))
+            closing(
+                KafkaConsumer(
+                    bootstrap_servers=group.kafka.servers, group_id=group.worker.app_id, enable_auto_commit=False
+                )
+            )
         )
         wait_until(
             lambda: (

@@ -132,8 +132,8 @@ def city_dashboard() -> dict:
                 .grid_pos(GridPos(h=9, w=12)),
                 graph(
                     "Speed of the slowest segments",
-                    "Median GPS speed of each 60 s traffic window of the ten segments slowest relative to their"
-                    " speed limit over the time range (mean share of the limit).",
+                    "Median GPS speed of each traffic window of the ten segments slowest relative to their speed"
+                    " limit over the time range (mean share of the limit).",
                     units.KilometersPerHour,
                     POSTGRES,
                 )
