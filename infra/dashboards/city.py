@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import geomap, stat, table
+from grafana_foundation_sdk.builders import geomap, stat, table, timeseries
 from grafana_foundation_sdk.models import units
 from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
@@ -24,6 +24,7 @@ from infra.dashboards.city_sql import (
     SEGMENT_SPEEDS,
     SLOWEST_SEGMENT_SPEEDS,
     SLOWEST_SEGMENTS,
+    CityQuery,
 )
 from infra.dashboards.panels import CITY_UID, POSTGRES, PanelBuilder, Sql, assemble, graph
 
@@ -77,6 +78,15 @@ def road_conditions_map() -> geomap.Panel:
     )
 
 
+def speed_series(title: str, description: str, query: CityQuery, label: str) -> timeseries.Panel:
+    """Speeds over time from a city ``query``, one line per value of its ``label`` column."""
+    return (
+        graph(title, description, units.KilometersPerHour, POSTGRES)
+        .with_target(Sql(query))
+        .display_name(f"${{__field.labels.{label}}}")
+    )
+
+
 def city_dashboard() -> dict:
     """The city dashboard: road conditions on a map, open incidents, segment speeds, from PostgreSQL."""
     rows: list[tuple[str, list[PanelBuilder]]] = [
@@ -109,15 +119,12 @@ def city_dashboard() -> dict:
         (
             "Traffic",
             [
-                graph(
+                speed_series(
                     "Speed by road class",
                     "Median GPS speed of each segment's 60 s traffic window, weighted by its fixes, per road class.",
-                    units.KilometersPerHour,
-                    POSTGRES,
-                )
-                .with_target(Sql(SEGMENT_SPEEDS))
-                .display_name("${__field.labels.road_class}")
-                .grid_pos(GridPos(h=9, w=12)),
+                    SEGMENT_SPEEDS,
+                    "road_class",
+                ).grid_pos(GridPos(h=9, w=12)),
                 table.Panel()
                 .title("Slowest segments")
                 .show_header(True)
@@ -130,16 +137,13 @@ def city_dashboard() -> dict:
                 .override_by_name("share_of_limit", [DynamicConfigValue(id_val="unit", value=units.PercentUnit)])
                 .override_by_regexp(".*_kmh", [DynamicConfigValue(id_val="unit", value=units.KilometersPerHour)])
                 .grid_pos(GridPos(h=9, w=12)),
-                graph(
+                speed_series(
                     "Speed of the slowest segments",
                     "Median GPS speed of each traffic window of the ten segments slowest relative to their speed"
                     " limit over the time range (mean share of the limit).",
-                    units.KilometersPerHour,
-                    POSTGRES,
-                )
-                .with_target(Sql(SLOWEST_SEGMENT_SPEEDS))
-                .display_name("${__field.labels.segment}")
-                .grid_pos(GridPos(h=9, w=24)),
+                    SLOWEST_SEGMENT_SPEEDS,
+                    "segment",
+                ).grid_pos(GridPos(h=9, w=24)),
             ],
         ),
     ]
