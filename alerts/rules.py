@@ -95,12 +95,14 @@ class ObjectCondition(_Strict):
     """Scene graph and camera geometry: an object of class ``label``, detected with at least
     ``min_score``, stands on the road in our path: at most ``ahead_m`` in front of the camera and at
     most ``lateral_m`` to either side of its axis (our lane). Objects the camera geometry cannot
-    place on the ground never count."""
+    place on the ground never count. With ``min_facing``, the object must also face the camera with
+    at least that probability (a car showing us its front in our lane drives the wrong way)."""
 
     label: str
     min_score: float = Field(ge=0, le=1)
     ahead_m: float = Field(30.0, gt=0)
     lateral_m: float = Field(1.75, gt=0)
+    min_facing: float | None = Field(None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _known(self) -> ObjectCondition:
@@ -119,6 +121,7 @@ class ObjectCondition(_Strict):
             and o.y_m is not None
             and 0 < o.x_m <= self.ahead_m
             and abs(o.y_m) <= self.lateral_m
+            and (self.min_facing is None or (o.facing is not None and o.facing >= self.min_facing))
         ]
         return max(scores) if scores else None
 

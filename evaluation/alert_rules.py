@@ -188,6 +188,7 @@ OBJECT_MIN_SCORES = (0.4, 0.5, 0.6, 0.7, 0.8)
 OBJECT_AHEAD_M = (20.0, 35.0, 50.0)
 OBJECT_LATERAL_M = (1.75, 2.5, 3.0)
 PERSISTENCE_KN = ((1, 1), (2, 3), (2, 4))
+OBJECT_MIN_FACING = (0.5, 0.7, 0.8, 0.9, 0.95)  # only for a condition that has min_facing
 
 
 def tune_object_conditions(
@@ -198,9 +199,9 @@ def tune_object_conditions(
     cooldown_s: float,
 ) -> tuple[RuleSet, dict[str, float]]:
     """Grid search, for each rule with an object condition, of that condition (score, distance ahead, width
-    of our path) and the rule's persistence, for the best F1 of its type on these scenes (the first best in
-    grid order on ties); a condition no setting gets an F1 above 0 with is left out, and the rule keeps
-    its persistence. Returns the tuned rules and each tuned type's F1."""
+    of our path, and facing where it has ``min_facing``) and the rule's persistence, for the best F1 of its
+    type on these scenes (the first best in grid order on ties); a condition no setting gets an F1 above 0
+    with is left out, and the rule keeps its persistence. Returns the tuned rules and each tuned type's F1."""
     best_f1: dict[str, float] = {}
     for rule in list(rules.rules):
         at = next((n for n, c in enumerate(rule.any) if c.object is not None), None)
@@ -209,9 +210,12 @@ def tune_object_conditions(
         condition = rule.any[at].object
         assert condition is not None
         best: tuple[float, RuleSet] | None = None
-        grid = itertools.product(OBJECT_MIN_SCORES, OBJECT_AHEAD_M, OBJECT_LATERAL_M, PERSISTENCE_KN)
-        for min_score, ahead_m, lateral_m, (k, n) in grid:
-            tuned = condition.model_copy(update={"min_score": min_score, "ahead_m": ahead_m, "lateral_m": lateral_m})
+        facings = OBJECT_MIN_FACING if condition.min_facing is not None else (None,)
+        grid = itertools.product(OBJECT_MIN_SCORES, OBJECT_AHEAD_M, OBJECT_LATERAL_M, facings, PERSISTENCE_KN)
+        for min_score, ahead_m, lateral_m, min_facing, (k, n) in grid:
+            tuned = condition.model_copy(
+                update={"min_score": min_score, "ahead_m": ahead_m, "lateral_m": lateral_m, "min_facing": min_facing}
+            )
             conditions = list(rule.any)
             conditions[at] = rule.any[at].model_copy(update={"object": tuned})
             persistence = rule.persistence.model_copy(update={"k": k, "n": n})
@@ -233,8 +237,9 @@ def object_thresholds(rules: RuleSet) -> str:
         for c in r.any:
             if (o := c.object) is not None:
                 p = r.persistence
+                facing = "" if o.min_facing is None else f", min_facing: {o.min_facing}"
                 lines.append(
                     f"  {r.type}: object: {{label: {o.label}, min_score: {o.min_score}, ahead_m: {o.ahead_m},"
-                    f" lateral_m: {o.lateral_m}}}; persistence: {{k: {p.k}, n: {p.n}}}"
+                    f" lateral_m: {o.lateral_m}{facing}}}; persistence: {{k: {p.k}, n: {p.n}}}"
                 )
     return "\n".join(lines)

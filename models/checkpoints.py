@@ -122,8 +122,11 @@ def _unpacked(value: Any) -> torch.Tensor:
     return value.float() if value.is_floating_point() else value
 
 
-def load_checkpoint(path: str | Path) -> ClipModel:
-    """The model stored at ``path``, in eval mode, with ``model.meta`` set from the checkpoint."""
+def load_checkpoint(path: str | Path, untrained_ok: tuple[str, ...] = ()) -> ClipModel:
+    """The model stored at ``path``, in eval mode, with ``model.meta`` set from the checkpoint.
+
+    Weights whose names start with one of ``untrained_ok`` may be missing (a head added since the
+    checkpoint was trained, to be trained next): they keep their initialisation."""
     path = Path(path)
     if not path.is_file():
         raise MissingCheckpoint(
@@ -156,7 +159,11 @@ def load_checkpoint(path: str | Path) -> ClipModel:
     else:
         # The checkpoint holds every weight: reading a pretrained tower's ImageNet file first would be wasted.
         model = build_model(ckpt["model"], ckpt["clip_arch"], imagenet=False, **ckpt["options"])
-        model.load_state_dict(state)
+        result = model.load_state_dict(state, strict=False)
+        if missing := sorted(k for k in result.missing_keys if not k.startswith(untrained_ok)):
+            raise ValueError(f"{path} lacks weights for {missing[:5]}; retrain it (models/README.md)")
+        if result.unexpected_keys:
+            raise ValueError(f"{path} has weights this code does not know: {sorted(result.unexpected_keys)[:5]}")
     model.image_cfg = ImageCfg.from_dict(ckpt["preprocess"])
     model.meta = ckpt["meta"]
     return model.eval()

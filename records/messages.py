@@ -198,6 +198,9 @@ class SceneObject(BaseModel):
         description="metres ahead of the camera (ground plane through the camera calibration); null off the ground",
     )
     y_m: float | None = Field(None, description="metres to the left of the camera")
+    facing: float | None = Field(
+        None, ge=0, le=1, description="probability that the object faces the camera (shows us its front)"
+    )
 
 
 class ObjectMotion(BaseModel):

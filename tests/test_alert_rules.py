@@ -217,3 +217,24 @@ rules:
     (alert,) = tracker.observe(with_object(5, y_m=-2.0))
     assert alert.type == "obstacle" and alert.score == pytest.approx(0.8)
     assert alert.evidence["frame_ids"] == ["v1-f5"]
+
+
+def test_a_facing_condition_counts_only_cars_in_our_path_that_show_us_their_front(tmp_path):
+    rules = """
+rules:
+  - type: wrong_way
+    any: [{object: {label: car, min_score: 0.5, ahead_m: 40, lateral_m: 2.0, min_facing: 0.7}}]
+    severity: {critical: 0.9, major: 0.75}
+"""
+    tracker = IncidentTracker(load_rules(rules_file(tmp_path, rules)), cooldown_s=60)
+
+    def with_car(t: float, **fields: object) -> Scene:
+        placed = {"box": (0.4, 0.5, 0.6, 0.7), "label": "car", "score": 0.9, "x_m": 15.0, "y_m": 0.2} | fields
+        return scene(t).model_copy(update={"objects": [SceneObject.model_validate(placed)]})
+
+    assert tracker.observe(with_car(0, facing=0.1)) == []  # driving ahead of us, as it should
+    assert tracker.observe(with_car(1, facing=0.6)) == []  # not sure enough
+    assert tracker.observe(with_car(2)) == []  # a model that gives no facing never counts
+    assert tracker.observe(with_car(3, facing=0.95, y_m=-3.5)) == []  # oncoming, in its own lane
+    (alert,) = tracker.observe(with_car(4, facing=0.9))
+    assert alert.type == "wrong_way" and alert.score == pytest.approx(0.9)

@@ -38,7 +38,7 @@ def a_frame_truth() -> FrameTruth:
     return next(e.truth for e in sim.run(4) if isinstance(e, FrameEmission))
 
 
-def frame(n: int, incident: bool, objects: list[SceneObject]) -> tuple[Scene, FrameTruth]:
+def frame(n: int, incident: bool, objects: list[SceneObject], kind: str = "obstacle") -> tuple[Scene, FrameTruth]:
     at = T0 + timedelta(seconds=2 * n)
     scene = Scene(
         frame_id=f"v1-f{n}",
@@ -58,7 +58,7 @@ def frame(n: int, incident: bool, objects: list[SceneObject]) -> tuple[Scene, Fr
             "frame_id": scene.frame_id,
             "vehicle_id": "v1",
             "captured_at": at,
-            "anomaly": "obstacle" if incident else None,
+            "anomaly": kind if incident else None,
             "incident_id": "inc-1" if incident else None,
         }
     )
@@ -71,18 +71,22 @@ def world() -> tuple[list[Scene], dict[str, FrameTruth], list[AnomalyEvent]]:
     pavement = SceneObject(box=(0.0, 0.5, 0.1, 0.7), label="pedestrian", score=0.9, x_m=12.0, y_m=4.0)
     obstacle = SceneObject(box=(0.4, 0.5, 0.6, 0.7), label="obstacle", score=0.7, x_m=14.0, y_m=1.5)
     made = [frame(n, 5 <= n <= 9, [pavement, *([obstacle] if 5 <= n <= 9 else [])]) for n in range(20)]
-    event = AnomalyEvent(
+    return [s for s, _ in made], {t.frame_id: t for _, t in made}, [incident("obstacle")]
+
+
+def incident(kind: str) -> AnomalyEvent:
+    """The incident of frames 5-9."""
+    return AnomalyEvent(
         event_id="e1",
         incident_id="inc-1",
         vehicle_id="v1",
-        type="obstacle",
+        type=kind,
         start=T0 + timedelta(seconds=10),
         end=T0 + timedelta(seconds=18),
         lat=60.17,
         lon=24.94,
         segment_id="s",
     )
-    return [s for s, _ in made], {t.frame_id: t for _, t in made}, [event]
 
 
 def test_an_object_condition_too_strict_for_the_detections_finds_nothing_and_tuning_finds_it(tmp_path: Path):
@@ -106,3 +110,31 @@ def test_an_object_condition_too_strict_for_the_detections_finds_nothing_and_tun
     pedestrian = next(r for r in tuned.rules if r.type == "pedestrian_in_lane")
     assert [c.object for c in pedestrian.any] == [None]
     assert after.by_type["pedestrian_in_lane"].alerts == 0
+
+
+def test_tuning_a_facing_condition_picks_a_facing_that_leaves_out_the_car_we_follow(tmp_path: Path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("""
+rules:
+  - type: wrong_way
+    any: [{object: {label: car, min_score: 0.5, ahead_m: 35, lateral_m: 2.5, min_facing: 0.5}}]
+    persistence: {k: 2, n: 3, within_s: 10}
+    severity: {critical: 0.9, major: 0.75}
+""")
+    rules = load_rules(path)
+    # The car we follow, 10 m ahead in our lane, in every frame: the head is unsure of its facing (0.6).
+    # Frames 5-9: a car coming at us in our lane, facing us at 0.93.
+    followed = SceneObject(box=(0.45, 0.5, 0.55, 0.6), label="car", score=0.9, x_m=10.0, y_m=0.2, facing=0.6)
+    oncoming = SceneObject(box=(0.4, 0.45, 0.5, 0.55), label="car", score=0.8, x_m=25.0, y_m=-0.5, facing=0.93)
+    made = [frame(n, 5 <= n <= 9, [followed, *([oncoming] if 5 <= n <= 9 else [])], "wrong_way") for n in range(20)]
+    scenes, frames, events = [s for s, _ in made], {t.frame_id: t for _, t in made}, [incident("wrong_way")]
+
+    before = replay_scenes(scenes, frames, events, rules, cooldown_s=60)
+    assert (before.by_type["wrong_way"].precision or 0) < 1  # the followed car raises alerts of its own
+
+    tuned, f1 = tune_object_conditions(scenes, frames, events, rules, cooldown_s=60)
+    after = replay_scenes(scenes, frames, events, tuned, cooldown_s=60)
+    assert f1["wrong_way"] == 1.0
+    assert after.by_type["wrong_way"].detected == 1 and after.by_type["wrong_way"].precision == 1.0
+    condition = next(r for r in tuned.rules if r.type == "wrong_way").any[0].object
+    assert condition is not None and condition.min_facing is not None and 0.6 < condition.min_facing <= 0.93

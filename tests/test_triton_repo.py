@@ -31,6 +31,7 @@ EXPECTED_OUTPUTS: dict[str, Tensors] = {
         "BOXES": ("TYPE_FP32", [NUM_QUERIES, 4]),
         "CLASS_IDS": ("TYPE_INT32", [NUM_QUERIES]),
         "CLASS_SCORES": ("TYPE_FP32", [NUM_QUERIES]),
+        "FACING": ("TYPE_FP32", [NUM_QUERIES]),
         "TRIPLETS": ("TYPE_INT32", [NUM_TRIPLETS, 3]),
         "TRIPLET_SCORES": ("TYPE_FP32", [NUM_TRIPLETS]),
     },

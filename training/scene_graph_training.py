@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from models import pretrained_tower
-from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, peaks
+from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, box_iou, peaks
 from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
 from sim.truth import FrameTruth
 from training.dataset import FrameSet
@@ -296,3 +296,93 @@ def train_scene_graph(
             log(f"scene graph ({'VLM' if model.use_vlm else 'ablation'}) step {step}/{steps}  {parts}")
             running = {}
     return model.eval()
+
+
+VEHICLES = ("car", "truck", "bus")
+
+
+@torch.no_grad()
+def facing_examples(
+    model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, min_score: float = 0.3, batch: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops [N, 3*CROP_H*CROP_W] of the vehicles ``model`` detects in frames ``idx`` (its own boxes, class
+    score ≥ ``min_score``, IoU ≥ 0.5 with a true vehicle) and whether each faces the camera (heading > 90°)."""
+    crops, labels = [], []
+    vehicle_ids = torch.tensor([OBJECT_CLASSES.index(c) for c in VEHICLES])
+    for start in tqdm(range(0, len(idx), batch), desc="facing: the scene graph's detections", unit="batch"):
+        rows = idx[start : start + batch]
+        images = frames.images(rows, model.image_cfg)
+        dense = model.dense(images)
+        out = model.decode(dense, peaks(dense["heatmap"], NUM_QUERIES))
+        score, cls = out["class_logits"].softmax(-1)[..., :-1].max(-1)
+        all_crops = model.facing_head.crops(images, out["boxes"])
+        for b, i in enumerate(rows):
+            truth = [o for o in frames.truth[int(i)].objects if o.cls in VEHICLES]
+            if not truth:
+                continue
+            size = frames.truth[int(i)].camera
+            true_boxes = torch.tensor(
+                [
+                    [o.box[0] / size.width, o.box[1] / size.height, o.box[2] / size.width, o.box[3] / size.height]
+                    for o in truth
+                ]
+            )
+            iou = box_iou(out["boxes"][b], true_boxes)
+            best, which = iou.max(dim=1)
+            keep = (best >= 0.5) & (score[b] >= min_score) & torch.isin(cls[b], vehicle_ids)
+            for q in keep.nonzero().flatten().tolist():
+                crops.append(all_crops[b, q])
+                labels.append(float(truth[int(which[q])].heading_deg > 90))
+    return torch.stack(crops), torch.tensor(labels)
+
+
+def train_facing_head(
+    model: SceneGraphModel,
+    frames: FrameSet,
+    train_idx: np.ndarray,
+    *,
+    epochs: int = 60,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train ``model.facing_head`` (the rest frozen) on the vehicles the model detects in ``frames[train_idx]``:
+    standardisation from their crops, then the MLP by class-weighted binary cross-entropy (AdamW, full
+    batch). Returns the training crops and labels."""
+    torch.manual_seed(seed)
+    model.eval()
+    crops, labels = facing_examples(model, frames, train_idx)
+    head = model.facing_head
+    head.shift.copy_(crops.mean(0))
+    head.scale.copy_(crops.std(0).clamp(min=1e-3))
+    towards = float(labels.mean())
+    weight = torch.where(labels > 0.5, 0.5 / max(towards, 1e-3), 0.5 / max(1 - towards, 1e-3))
+    optimiser = torch.optim.AdamW(head.mlp.parameters(), lr=3e-3, weight_decay=1e-2)
+    head.train()
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(labels))
+        for part in order.split(512):
+            loss = F.binary_cross_entropy_with_logits(head.logits(crops[part]), labels[part], weight=weight[part])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        if epoch % 20 == 0 or epoch == epochs:
+            log(
+                f"facing head epoch {epoch}/{epochs}  loss {loss.item():.3f}"
+                f"  ({len(labels)} vehicles, {towards:.0%} facing us)"
+            )
+    head.eval()
+    return crops, labels
+
+
+@torch.no_grad()
+def facing_accuracy(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray) -> dict[str, float]:
+    """How often the facing head is right (probability ≥ 0.5) on the vehicles the model detects in frames ``idx``,
+    for those facing us and those facing away."""
+    crops, labels = facing_examples(model, frames, idx)
+    called = model.facing_head.logits(crops) >= 0
+    towards = labels > 0.5
+    return {
+        "vehicles": float(len(labels)),
+        "towards": float((called & towards).sum() / towards.sum().clamp(min=1)),
+        "away": float((~called & ~towards).sum() / (~towards).sum().clamp(min=1)),
+    }

@@ -47,6 +47,7 @@ def to_scene(frame: EnrichedFrame, i: int, st: Outputs, sa: Outputs, sg: Outputs
             score=round(float(sg["CLASS_SCORES"][i][q]), 4),
             x_m=None if np.isnan(xy).any() else round(float(xy[0]), 2),
             y_m=None if np.isnan(xy).any() else round(float(xy[1]), 2),
+            facing=round(float(sg["FACING"][i][q]), 4),
         )
         for q, object_label, box, xy in zip(kept, object_labels, boxes, positions, strict=True)
     ]

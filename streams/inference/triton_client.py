@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 ST_CLIP_OUTPUTS = tuple(f"ASPECT_{a.upper()}" for a in ASPECTS)
 SA_CLIP_OUTPUTS = ("ANOMALY_SCORE", "RELATION_SCORES")
-SCENE_GRAPH_OUTPUTS = ("BOXES", "CLASS_IDS", "CLASS_SCORES", "TRIPLETS", "TRIPLET_SCORES")
+SCENE_GRAPH_OUTPUTS = ("BOXES", "CLASS_IDS", "CLASS_SCORES", "FACING", "TRIPLETS", "TRIPLET_SCORES")
 TRANSIENT = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "UNKNOWN")
 # Triton saying it cannot serve now (overloaded, shutting down) even while it reports the model ready.
 OUTAGE = ("UNAVAILABLE", "RESOURCE_EXHAUSTED")

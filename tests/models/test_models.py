@@ -159,6 +159,8 @@ def test_scene_graph_outputs_objects_and_relation_triplets(checkpoint_dir, use_v
     assert ((predicate >= 0) & (predicate < len(PREDICATES))).all()
     assert ((scores >= 0) & (scores <= 1)).all()
     assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    assert out["facing"].shape == (BATCH, NUM_QUERIES)
+    assert ((out["facing"] >= 0) & (out["facing"] <= 1)).all()
 
 
 def test_scene_graph_triplet_score_combines_objects_and_predicate() -> None:
@@ -168,7 +170,12 @@ def test_scene_graph_triplet_score_combines_objects_and_predicate() -> None:
     predicate_logits[0, 2, 5, 3] = 10.0  # query 2 "following" query 5
     predicate_logits[0, 4, 4, 0] = 20.0  # a self-pair: never a triplet, however likely
     out = SceneGraphModel.postprocess(
-        {"boxes": torch.zeros(1, q, 4), "class_logits": class_logits, "predicate_logits": predicate_logits}
+        {
+            "boxes": torch.zeros(1, q, 4),
+            "class_logits": class_logits,
+            "predicate_logits": predicate_logits,
+            "facing_logits": torch.zeros(1, q),
+        }
     )
     assert out["triplets"][0, 0].tolist() == [2, 3, 5]
     object_score = 1 / (len(OBJECT_CLASSES) + 1)  # uniform class logits
@@ -307,6 +314,20 @@ def test_missing_checkpoint_names_the_path_and_how_to_create_it(tmp_path) -> Non
         load_checkpoint(path)
     assert str(path) in str(exc.value)
     assert "python -m models.checkpoints init" in str(exc.value)
+
+
+def test_a_checkpoint_missing_weights_is_refused_unless_they_are_a_head_to_train_next(checkpoint_dir, tmp_path) -> None:
+    ckpt = torch.load(checkpoint_dir / "scene_graph.pt", weights_only=True)
+    ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("facing_head.")}
+    torch.save(ckpt, tmp_path / "older.pt")
+    with pytest.raises(ValueError, match="lacks weights for .*facing_head"):
+        load_checkpoint(tmp_path / "older.pt")
+    model = load_checkpoint(tmp_path / "older.pt", untrained_ok=("facing_head.",))
+    assert isinstance(model, SceneGraphModel) and model.facing_head.mlp[2].weight.abs().sum() == 0
+    ckpt["state_dict"]["surplus.weight"] = torch.zeros(1)
+    torch.save(ckpt, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match="does not know: .*surplus.weight"):
+        load_checkpoint(tmp_path / "newer.pt", untrained_ok=("facing_head.",))
 
 
 def test_checkpoint_of_another_interface_version_is_refused(checkpoint_dir, tmp_path) -> None:

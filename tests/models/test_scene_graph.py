@@ -1,5 +1,5 @@
-"""Scene graph v2: the locked pretrained trunk, its cached features, set matching, and text prompts the
-base CLIP can read."""
+"""Scene graph v2: the locked pretrained trunk, its cached features, set matching, text prompts the
+base CLIP can read, and the facing head."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import open_clip
 import torch
 
 from models.checkpoints import SHIPPED_DIR, load_checkpoint
-from models.scene_graph import CLASS_PROMPTS, PREDICATE_PROMPTS, PretrainedBackbone, SceneGraphModel
+from models.scene_graph import (
+    CLASS_PROMPTS,
+    CROP_H,
+    CROP_W,
+    PREDICATE_PROMPTS,
+    FacingHead,
+    PretrainedBackbone,
+    SceneGraphModel,
+)
 from models.shipped import BACKBONE_FILE
 from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
 from tests.training.test_lit import small_corpus
@@ -81,3 +89,26 @@ def test_the_cached_trunk_features_train_what_the_images_would(tmp_path) -> None
     assert not torch.equal(head_before, model.heatmap_head[-1].weight), "the heads learned"
     out = model(corpus.images(idx[:2], model.image_cfg))
     assert out["boxes"].shape == (2, NUM_QUERIES, 4)
+
+
+def test_the_facing_head_reads_the_pixels_inside_each_box_and_nothing_else() -> None:
+    images = torch.zeros(1, 3, 64, 64)
+    images[0, 0, 16:32, 32:64] = 1.0  # a red patch: rows 16-31, columns 32-63
+    images[0, 2, 40:64, 0:16] = 1.0  # a blue patch
+    boxes = torch.tensor([[[0.5, 0.25, 1.0, 0.5], [0.0, 0.625, 0.25, 1.0], [0.0, 0.0, 0.25, 0.25]]])
+    crops = FacingHead.crops(images, boxes).reshape(1, 3, 3, CROP_H, CROP_W)
+    red, blue, empty = crops[0]
+    torch.testing.assert_close(red[0], torch.ones(CROP_H, CROP_W))
+    assert red[1:].abs().max() == 0
+    torch.testing.assert_close(blue[2], torch.ones(CROP_H, CROP_W))
+    assert blue[:2].abs().max() == 0
+    assert empty.abs().max() == 0
+
+
+def test_the_shipped_scene_graphs_carry_a_trained_facing_head() -> None:
+    for name in ("scene_graph.pt", "scene_graph_ablation.pt"):
+        model = load_checkpoint(SHIPPED_DIR / name)
+        assert isinstance(model, SceneGraphModel)
+        assert model.facing_head.mlp[2].weight.abs().sum() > 0, f"{name}: the facing head was never trained"
+        val = model.meta["facing"]["val"]
+        assert val["towards"] > 0.8 and val["away"] > 0.8, val

@@ -17,6 +17,7 @@ class TritonPythonModel(TorchModel):
             "BOXES": out["boxes"],
             "CLASS_IDS": out["class_ids"],
             "CLASS_SCORES": out["class_scores"],
+            "FACING": out["facing"],
             "TRIPLETS": out["triplets"],
             "TRIPLET_SCORES": out["triplet_scores"],
         }
