@@ -120,11 +120,13 @@ def drives(frames: FrameSet, idx: np.ndarray) -> list[tuple[tuple[int, str], lis
     ]
 
 
-def detected(out: dict[str, torch.Tensor], j: int) -> tuple[np.ndarray, list[str]]:
-    """Boxes and labels of the ``j``-th frame's objects scoring at least OBJECT_THRESHOLD in scene-graph ``out``."""
+def detected(out: dict[str, torch.Tensor], j: int) -> tuple[np.ndarray, list[str], list[float | None]]:
+    """Boxes, labels and facing probabilities of the ``j``-th frame's objects scoring at least
+    OBJECT_THRESHOLD in scene-graph ``out``."""
     scores, classes = out["class_logits"][j].softmax(-1)[:, :-1].max(-1)
     keep = (scores >= OBJECT_THRESHOLD).numpy()
-    return out["boxes"][j].numpy()[keep], [OBJECT_CLASSES[c] for c in classes.numpy()[keep]]
+    facing: list[float | None] = out["facing_logits"][j].sigmoid().numpy()[keep].tolist()
+    return out["boxes"][j].numpy()[keep], [OBJECT_CLASSES[c] for c in classes.numpy()[keep]], facing
 
 
 def _matched(boxes: np.ndarray, labels: list[str], truth: FrameTruth, true_boxes: np.ndarray) -> dict[int, ObjectTruth]:
@@ -199,14 +201,15 @@ def evaluate(model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, log: Log
             if speed is not None:
                 ego_err.append(abs(speed - truth.ego.speed_mps) * 3.6)
             true_boxes = GraphTruth.of(truth).boxes
-            det_boxes, det_labels = detected(out, j)
+            det_boxes, det_labels, det_facing = detected(out, j)
+            # The true boxes check the geometry and tracking alone: no facing.
             sources = {
-                "detected": (det_boxes, det_labels, _matched(det_boxes, det_labels, truth, true_boxes)),
-                TRUE_BOXES: (true_boxes, [o.cls for o in truth.objects], dict(enumerate(truth.objects))),
+                "detected": (det_boxes, det_labels, det_facing, _matched(det_boxes, det_labels, truth, true_boxes)),
+                TRUE_BOXES: (true_boxes, [o.cls for o in truth.objects], None, dict(enumerate(truth.objects))),
             }
-            for name, (boxes, labels, matched) in sources.items():
+            for name, (boxes, labels, facing, matched) in sources.items():
                 positions = object_positions(truth.camera, boxes, labels)
-                tracked = trackers[name].update(truth.captured_at, positions, labels, speed, heading)
+                tracked = trackers[name].update(truth.captured_at, positions, labels, speed, heading, facing)
                 sightings[name].append([(t, matched[t.index]) for t in tracked if t.index in matched])
         first, last = frames.truth[members[0]], frames.truth[members[-1]]
         true_travelled = last.ego.odometer_m - first.ego.odometer_m

@@ -42,9 +42,9 @@ def ask(drive: int, weights: Path, every: int) -> None:
     for j, i in enumerate(members):
         truth = bench.truth[i]
         speed, heading = ego_motion(bench.st_context[i])
-        boxes, labels = detected(out, j)
+        boxes, labels, facing = detected(out, j)
         positions = object_positions(truth.camera, boxes, labels)
-        tracked = tracker.update(truth.captured_at, positions, labels, speed, heading)
+        tracked = tracker.update(truth.captured_at, positions, labels, speed, heading, facing)
         if j % every:
             continue
         elapsed = (truth.captured_at - start).total_seconds()

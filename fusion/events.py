@@ -19,13 +19,13 @@ import numpy as np
 from core.recent_vehicles import RecentVehicles
 from kinematics.braking import acceleration, is_hard_braking
 from kinematics.tracking import VehicleTracker
+from models.vocab import VEHICLE_CLASSES
 from records.messages import KinematicEvent, ObjectMotion, Scene, SceneKinematics, TrackedTriplet
 
 PATH_HALF_WIDTH_M = 1.8
 CLOSING_MIN_MPS = 5.0
 CLOSING_TTC_S = 4.0
 WRONG_WAY_MIN_MPS = 3.0
-VEHICLES = ("car", "truck", "bus")
 
 
 class KinematicWatch:
@@ -58,7 +58,8 @@ class KinematicWatch:
             [[o.x_m, o.y_m] if o.x_m is not None and o.y_m is not None else [np.nan, np.nan] for o in scene.objects]
         ).reshape(-1, 2)
         labels = [o.label for o in scene.objects]
-        tracked = tracker.update(scene.captured_at, positions, labels, speed, heading)
+        facing = [o.facing for o in scene.objects]
+        tracked = tracker.update(scene.captured_at, positions, labels, speed, heading, facing)
         motions = []
         for t in tracked:
             motions.append(
@@ -86,7 +87,7 @@ class KinematicWatch:
                     )
             towards = t.direction_deg is not None and abs(t.direction_deg) >= 135
             fast = t.speed_mps is not None and t.speed_mps >= WRONG_WAY_MIN_MPS
-            if t.label in VEHICLES and towards and fast:
+            if t.label in VEHICLE_CLASSES and towards and fast:
                 assert t.speed_mps is not None
                 events.append(
                     KinematicEvent(

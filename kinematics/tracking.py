@@ -8,6 +8,9 @@ the road (oncoming traffic closes tens of metres between frames) and narrow acro
 seen in two frames has a velocity over the ground (over its last VELOCITY_SIGHTINGS sightings), used
 to predict where it goes next; its speed and movement direction are reported once it is confirmed,
 seen ``CONFIRM_SIGHTINGS`` times, because the second sighting of a new track is the least certain.
+Where the scene graph says which way a vehicle faces, a direction along the road that contradicts it
+is turned round (``facing_corrected``): a wrong association moves a track backwards more often than a
+car drives in reverse.
 
 Triplets are linked by the track ids of their subject and object: a linked triplet keeps the time
 it was first seen (start) and last seen (end).
@@ -16,15 +19,21 @@ it was first seen (start) and last seen (end).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
+from models.vocab import VEHICLE_CLASSES
+
 NEW_TRACK_GATE_M = (35.0, 3.0)  # along, across the ego's heading
 TRACK_GATE_M = 5.0
 MAX_AGE_S = 6.0  # a track unseen this long is dropped
 STATIONARY_MPS = 1.0
+# A vehicle whose facing probability reaches this faces us (benchmark val split, seed 41: direction
+# accuracy from detections 76.0 % without facing, 78.7 % with it at 0.3, 0.5 and 0.7 alike).
+FACING_TOWARDS = 0.5
 HEADING_DEADBAND_DEG = 5.0
 # Speed and direction from a track's 3rd sighting on: at 2 s between frames, a second sighting is often
 # another object (chosen on val, true boxes: direction accuracy 86.5 % -> 90.6 %, a quarter fewer sightings scored).
@@ -132,10 +141,14 @@ class VehicleTracker:
         labels: list[str],
         speed_mps: float | None,
         heading_deg: float | None,
+        facing: Sequence[float | None] | None = None,
     ) -> list[TrackedObject]:
-        """Track this frame's objects at ``positions`` [N,2] (ego frame; NaN rows are not tracked)."""
+        """Track this frame's objects at ``positions`` [N,2] (ego frame; NaN rows are not tracked); ``facing``
+        is each object's probability of facing the camera, where the scene graph gives one."""
         if len(positions) != len(labels):
             raise ValueError(f"{len(positions)} positions but {len(labels)} labels")
+        if facing is not None and len(facing) != len(labels):
+            raise ValueError(f"{len(facing)} facings but {len(labels)} labels")
         pose = self.advance(at, speed_mps, heading_deg)
         self.tracks = [t for t in self.tracks if (at - t.seen_at).total_seconds() <= MAX_AGE_S]
         ground = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
@@ -199,6 +212,8 @@ class VehicleTracker:
                 speed = float(np.linalg.norm(track.velocity))
                 vx, vy = pose.to_ego(track.velocity[None])[0]
                 direction = math.degrees(math.atan2(vy, vx))
+                if facing is not None and label in VEHICLE_CLASSES and (f := facing[i]) is not None:
+                    direction = facing_corrected(direction, f)
             out.append(
                 TrackedObject(
                     i,
@@ -231,6 +246,15 @@ class VehicleTracker:
             out.append(linked)
         self.triplets = {k: v for k, v in self.triplets.items() if (at - v.end).total_seconds() <= MAX_AGE_S}
         return out
+
+
+def facing_corrected(direction_deg: float, facing: float) -> float:
+    """A vehicle's movement direction, turned round when it runs along the road (within 45° of ahead or of
+    behind) against the way the vehicle faces (``facing``: probability that it faces us)."""
+    towards = facing >= FACING_TOWARDS
+    if (towards and abs(direction_deg) <= 45) or (not towards and abs(direction_deg) >= 135):
+        return math.degrees(math.remainder(math.radians(direction_deg + 180), 2 * math.pi))
+    return direction_deg
 
 
 def direction_label(direction_deg: float | None, speed_mps: float | None) -> str | None:

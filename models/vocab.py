@@ -57,6 +57,7 @@ OBJECT_CLASSES: tuple[str, ...] = (
     "traffic light",
     "obstacle",
 )
+VEHICLE_CLASSES: tuple[str, ...] = OBJECT_CLASSES[:3]  # the classes the scene graph's facing head is trained on
 PREDICATES: tuple[str, ...] = (
     "in front of",
     "left of",

@@ -12,7 +12,7 @@ from evaluation.scene_graph import ranked_triplets, recalled
 from fusion.events import KinematicWatch
 from kinematics.ground import ground_points, object_positions
 from kinematics.questions import answers
-from kinematics.tracking import VehicleTracker, direction_label
+from kinematics.tracking import VehicleTracker, direction_label, facing_corrected
 from records.messages import AnomalyResult, AttachedFix, Scene, SceneObject, Triplet
 from sim.camera import Camera
 from training.scene_graph_training import GraphTruth
@@ -68,6 +68,30 @@ def test_tracker_recovers_speeds_and_directions_of_cars_around_a_moving_ego_vehi
     assert said["relative direction"] == ["The car (track 3) is standing still."]
     later = answers([ahead, oncoming], tracker.travelled_m, 2 * dt)
     assert later["relative direction"] == ["The car (track 1) and the car (track 2) move opposite ways."]
+
+
+def test_a_vehicle_moving_along_the_road_against_its_facing_is_turned_round_and_nothing_else() -> None:
+    assert facing_corrected(10.0, facing=0.9) == pytest.approx(-170.0)  # "same way", but it faces us
+    assert facing_corrected(-170.0, facing=0.1) == pytest.approx(10.0)  # "towards us", but it shows its back
+    assert facing_corrected(10.0, facing=0.1) == 10.0  # agrees
+    assert facing_corrected(175.0, facing=0.95) == 175.0
+    assert facing_corrected(90.0, facing=0.9) == 90.0  # crossing: facing says nothing about it
+
+
+def test_the_tracker_takes_a_car_s_facing_over_a_track_that_moves_it_backwards() -> None:
+    # An oncoming car seen at the same place relative to us for three frames, as a wrong association
+    # can make it look: its track moves our way at our speed. Only its facing says otherwise.
+    for facing in ([None], [0.95]):
+        tracked = []
+        tracker = VehicleTracker()
+        for k in range(3):
+            positions = object_positions(CAMERA.calibration(), _boxes([(30.0, 3.5, math.pi)]), ["car"])
+            tracked = tracker.update(T0 + timedelta(seconds=2 * k), positions, ["car"], 15.0, 0.0, facing)
+        (car,) = tracked
+        expected = "the same way as us" if facing == [None] else "towards us"
+        assert direction_label(car.direction_deg, car.speed_mps) == expected
+    with pytest.raises(ValueError, match="2 facings but 1 labels"):
+        tracker.update(T0 + timedelta(seconds=9), positions, ["car"], 15.0, 0.0, [0.5, 0.5])
 
 
 def test_recall_counts_a_triplet_only_with_both_boxes_classes_and_predicate_right() -> None:

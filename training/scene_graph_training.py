@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from models import pretrained_tower
 from models.scene_graph import IMAGE_SIZE, STRIDE, PretrainedBackbone, SceneGraphModel, box_iou, peaks
-from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES
+from models.vocab import NUM_QUERIES, OBJECT_CLASSES, PREDICATES, VEHICLE_CLASSES
 from sim.truth import FrameTruth
 from training.dataset import FrameSet
 
@@ -298,9 +298,6 @@ def train_scene_graph(
     return model.eval()
 
 
-VEHICLES = ("car", "truck", "bus")
-
-
 @torch.no_grad()
 def facing_examples(
     model: SceneGraphModel, frames: FrameSet, idx: np.ndarray, min_score: float = 0.3, batch: int = 32
@@ -308,7 +305,7 @@ def facing_examples(
     """Crops [N, 3*CROP_H*CROP_W] of the vehicles ``model`` detects in frames ``idx`` (its own boxes, class
     score ≥ ``min_score``, IoU ≥ 0.5 with a true vehicle) and whether each faces the camera (heading > 90°)."""
     crops, labels = [], []
-    vehicle_ids = torch.tensor([OBJECT_CLASSES.index(c) for c in VEHICLES])
+    vehicle_ids = torch.tensor([OBJECT_CLASSES.index(c) for c in VEHICLE_CLASSES])
     for start in tqdm(range(0, len(idx), batch), desc="facing: the scene graph's detections", unit="batch"):
         rows = idx[start : start + batch]
         images = frames.images(rows, model.image_cfg)
@@ -317,7 +314,7 @@ def facing_examples(
         score, cls = out["class_logits"].softmax(-1)[..., :-1].max(-1)
         all_crops = model.facing_head.crops(images, out["boxes"])
         for b, i in enumerate(rows):
-            truth = [o for o in frames.truth[int(i)].objects if o.cls in VEHICLES]
+            truth = [o for o in frames.truth[int(i)].objects if o.cls in VEHICLE_CLASSES]
             if not truth:
                 continue
             size = frames.truth[int(i)].camera
