@@ -30,6 +30,14 @@ def caption(frame: StoredFrame) -> str:
     return f"{d.get('rule', frame.alert_type)}{scored}{seen} | {frame.vehicle_id} {frame.captured_at:%Y-%m-%d %H:%M:%S}"
 
 
+def object_label(obj: dict[str, Any]) -> str:
+    """The text on an object's box: class and score, and "facing us" where the scene graph says so (the
+    wrong-way rule's evidence; frames stored before 2026-12-06 have no facing)."""
+    facing = obj.get("facing")
+    towards = f", facing us {facing:.2f}" if isinstance(facing, int | float) and facing >= 0.5 else ""
+    return f"{obj['label']} {obj['score']:.2f}{towards}"
+
+
 def draw(frame: StoredFrame) -> Image.Image:
     """The evidence frame with its boxes, relations and caption drawn."""
     with Image.open(io.BytesIO(frame.jpeg)) as img:
@@ -50,7 +58,7 @@ def draw(frame: StoredFrame) -> Image.Image:
     boxes = [(x1 * w, band + y1 * h, x2 * w, band + y2 * h) for x1, y1, x2, y2 in (o["box"] for o in objects)]
     for obj, box in zip(objects, boxes, strict=True):
         pen.rectangle(box, outline=BOX, width=max(2, w // 320))
-        pen.text((box[0] + 2, box[1] + 2), f"{obj['label']} {obj['score']:.2f}", fill=BOX, font=font)
+        pen.text((box[0] + 2, box[1] + 2), object_label(obj), fill=BOX, font=font)
     for rel in frame.drawing.get("relations", []):
         if not (0 <= rel["subject"] < len(boxes) and 0 <= rel["object"] < len(boxes)):
             continue

@@ -37,7 +37,7 @@ class EvidenceFrame:
 
 def drawing(scene: Scene) -> dict[str, Any]:
     """What an evidence frame shows besides its pixels."""
-    objects = [o.model_dump(include={"box", "label", "score"}) for o in scene.objects]
+    objects = [o.model_dump(include={"box", "label", "score", "facing"}) for o in scene.objects]
     relations = [t.model_dump() for t in scene.triplets if t.score >= RELATION_MIN_SCORE]
     anomaly = {"type": scene.anomaly.type, "score": scene.anomaly.score}
     return {"objects": objects, "relations": relations, "anomaly": anomaly}

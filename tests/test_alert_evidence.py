@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from PIL import Image
 
 from alerts.rules import load_rules
-from fleetscope.evidence_image import BOX, RELATION, draw
+from fleetscope.evidence_image import BOX, RELATION, draw, object_label
 from fusion.stage import Fusion
 from records.messages import AnomalyResult, AspectResult, FramePosition, Scene, SceneObject
 from streams.sinks.evidence import DirectoryEvidence, StoredFrame, frame_file
@@ -43,7 +43,7 @@ def scene(n: int, score: float, source: bool = True) -> Scene:
         cell_id=None,
         aspects={"congestion": AspectResult(label="free flow", probs={"free flow": 1.0})},
         anomaly=AnomalyResult(score=score, type="collision", relation_scores={"collision": score}),
-        objects=[SceneObject(box=(0.1, 0.5, 0.4, 0.9), label="car", score=0.9)],
+        objects=[SceneObject(box=(0.1, 0.5, 0.4, 0.9), label="car", score=0.9, facing=0.97)],
         triplets=[],
         source=FramePosition(partition=0, offset=100 + n) if source else None,
         ingested_at=T0,
@@ -67,6 +67,7 @@ def test_a_firing_rule_keeps_every_frame_it_matched_including_those_before_it_fi
         ("v1-f1", 101, fired.alerts[0].alert_id),
     ]
     assert fired.evidence[0].drawing["objects"][0]["label"] == "car"
+    assert object_label(fired.evidence[0].drawing["objects"][0]) == "car 0.90, facing us 0.97"
     assert fired.evidence[0].drawing["rule_score"] == 0.8
     # The incident goes on: only the new frame is added.
     assert [e.frame_id for e in f.observe(scene(2, 0.9)).evidence] == ["v1-f2"]
@@ -97,6 +98,13 @@ def test_the_directory_store_prunes_old_incidents_and_nothing_else_in_its_folder
     assert not old.exists()
     assert frame_file(tmp_path, "i2", "v1-f1").with_suffix(".jpg").read_bytes() == b"new"
     assert (tmp_path / "notes").is_dir() and (tmp_path / ("0" * 32)).is_dir()
+
+
+def test_a_box_says_facing_us_only_where_the_scene_graph_says_so():
+    assert object_label({"label": "car", "score": 0.8, "facing": 0.2}) == "car 0.80"
+    assert object_label({"label": "car", "score": 0.8, "facing": None}) == "car 0.80"
+    assert object_label({"label": "car", "score": 0.8}) == "car 0.80"  # stored before facing existed
+    assert object_label({"label": "bus", "score": 0.7, "facing": 0.5}) == "bus 0.70, facing us 0.50"
 
 
 def test_an_evidence_frame_is_drawn_with_its_boxes_relations_and_a_caption():
