@@ -352,7 +352,8 @@ def _train_facing(model: Any, corpus: Any, seed: int) -> dict[str, Any]:
 def train_facing(out: Path, seed: int) -> None:
     """The scene graph's facing head alone, on checkpoints trained without it (the shipped scene_graph.pt
     of 2026-11-22): every other weight stays as it is. Trains on the vehicles the checkpoint itself
-    detects in the simulator corpus' train split (seed 101, synthetic); about 5 minutes a model here.
+    detects in the simulator corpus' train split (seed 101, synthetic); about 2 minutes a model here,
+    after the corpus' export (about 3 minutes, once).
     ``train scene-graph`` ends with the same step."""
     import torch
 

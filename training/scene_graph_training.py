@@ -314,17 +314,12 @@ def facing_examples(
         score, cls = out["class_logits"].softmax(-1)[..., :-1].max(-1)
         all_crops = model.facing_head.crops(images, out["boxes"])
         for b, i in enumerate(rows):
-            truth = [o for o in frames.truth[int(i)].objects if o.cls in VEHICLE_CLASSES]
-            if not truth:
+            frame = frames.truth[int(i)]
+            vehicles = [n for n, o in enumerate(frame.objects) if o.cls in VEHICLE_CLASSES]
+            if not vehicles:
                 continue
-            size = frames.truth[int(i)].camera
-            true_boxes = torch.tensor(
-                [
-                    [o.box[0] / size.width, o.box[1] / size.height, o.box[2] / size.width, o.box[3] / size.height]
-                    for o in truth
-                ]
-            )
-            iou = box_iou(out["boxes"][b], true_boxes)
+            truth = [frame.objects[n] for n in vehicles]
+            iou = box_iou(out["boxes"][b], torch.from_numpy(GraphTruth.of(frame).boxes[vehicles]))
             best, which = iou.max(dim=1)
             keep = (best >= 0.5) & (score[b] >= min_score) & torch.isin(cls[b], vehicle_ids)
             for q in keep.nonzero().flatten().tolist():
@@ -341,10 +336,10 @@ def train_facing_head(
     epochs: int = 60,
     seed: int = 0,
     log: Callable[[str], None] = print,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> None:
     """Train ``model.facing_head`` (the rest frozen) on the vehicles the model detects in ``frames[train_idx]``:
-    standardisation from their crops, then the MLP by class-weighted binary cross-entropy (AdamW, full
-    batch). Returns the training crops and labels."""
+    standardisation from their crops, then the MLP by class-weighted binary cross-entropy (AdamW, batches
+    of 512)."""
     torch.manual_seed(seed)
     model.eval()
     crops, labels = facing_examples(model, frames, train_idx)
@@ -368,7 +363,6 @@ def train_facing_head(
                 f"  ({len(labels)} vehicles, {towards:.0%} facing us)"
             )
     head.eval()
-    return crops, labels
 
 
 @torch.no_grad()
