@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from kinematics.tracking import FACING_TOWARDS
 from streams.sinks.evidence import StoredFrame
 
 MIN_WIDTH = 640  # small frames are enlarged so that the text stays legible
@@ -34,7 +35,7 @@ def object_label(obj: dict[str, Any]) -> str:
     """The text on an object's box: class and score, and "facing us" where the scene graph says so (the
     wrong-way rule's evidence; frames stored before 2026-12-06 have no facing)."""
     facing = obj.get("facing")
-    towards = f", facing us {facing:.2f}" if isinstance(facing, int | float) and facing >= 0.5 else ""
+    towards = f", facing us {facing:.2f}" if isinstance(facing, int | float) and facing >= FACING_TOWARDS else ""
     return f"{obj['label']} {obj['score']:.2f}{towards}"
 
 
